@@ -1,0 +1,303 @@
+"""The ``geocli`` command: a thin layer over :mod:`geocli.api`, :mod:`geocli.train` and friends.
+
+Nothing heavy is imported at module level: ``geocli --help`` must answer without
+loading torch, so every command imports what it needs when it runs.
+
+Exit codes: 0 success, 1 some inputs failed (each reported on stderr in one line),
+2 usage errors (bad options, unknown model, unavailable device).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+app = typer.Typer(
+    name="geocli",
+    help="Classify and segment 3D point clouds and meshes with rotation-invariant networks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+PROGRESS_THRESHOLD = 8  # show a progress bar from this many inputs on
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+def fail_usage(message: str) -> None:
+    typer.echo(f"geocli: error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def report_error(message: str) -> None:
+    typer.echo(f"geocli: error: {message}", err=True)
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _load(model: str, device: str):
+    from geocli.api import load_model
+    from geocli.zoo import ModelError
+
+    try:
+        return load_model(model, device=device)
+    except (ModelError, ValueError, RuntimeError) as error:
+        fail_usage(str(error))
+
+
+def _collect_inputs(paths: list[str], recursive: bool) -> tuple[list[str], list[Any]]:
+    from geocli.discovery import BadInput, expand_inputs
+    from geocli.io import SUPPORTED_EXTENSIONS
+
+    files, bad = [], []
+    for item in expand_inputs(paths, SUPPORTED_EXTENSIONS, recursive=recursive):
+        (bad if isinstance(item, BadInput) else files).append(item)
+    return files, bad
+
+
+def _csv_row(result: dict[str, Any]) -> str:
+    buffer = io.StringIO()
+    top = ";".join(f"{t['label']}:{t['score']:.4f}" for t in result.get("top_k", []))
+    csv.writer(buffer, lineterminator="\n").writerow(
+        [result["path"], result.get("label", ""), result.get("score", ""), top, result.get("error", "")]
+    )
+    return buffer.getvalue()
+
+
+@app.command()
+def classify(
+    paths: Annotated[list[str], typer.Argument(help="Files, folders, globs, or '-' to read paths from stdin.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Shipped model name, or path to your own .json card.")] = "fa-edge-modelnet40",
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many classes to list per input.")] = 5,
+    output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output on stdout.")] = OutputFormat.table,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    batch_size: Annotated[int, typer.Option(min=1, help="Clouds per network pass.")] = 16,
+    seed: Annotated[int, typer.Option(help="Seed of mesh surface sampling.")] = 0,
+    max_points: Annotated[Optional[int], typer.Option(min=1, help="Refuse files with more points (default: geocli.io's limit).")] = None,
+) -> None:
+    """Predict the object class of each input, whatever its orientation."""
+    files, bad = _collect_inputs(paths, recursive)
+    loaded = _load(model, device)
+    from geocli.api import classify as run_classify
+
+    failures = len(bad)
+    for item in bad:
+        report_error(item.error)
+    streamed: list[dict[str, Any]] = []
+
+    def emit(prediction) -> None:
+        nonlocal failures
+        record = prediction.to_dict()
+        if prediction.error:
+            failures += 1
+            report_error(prediction.error)
+            if output_format == OutputFormat.jsonl:
+                return
+        if output_format == OutputFormat.jsonl:
+            sys.stdout.write(json.dumps(record) + "\n")
+            sys.stdout.flush()
+        elif output_format == OutputFormat.csv:
+            sys.stdout.write(_csv_row(record))
+        elif not prediction.error:
+            streamed.append(record)
+
+    if output_format == OutputFormat.csv:
+        sys.stdout.write("path,label,score,top_k,error\n")
+    with _progress(len(files), "classifying") as advance:
+        run_classify(
+            files, loaded, top_k=top_k, batch_size=batch_size, seed=seed, max_points=max_points,
+            on_result=lambda p: (emit(p), advance()),
+        )
+    if output_format == OutputFormat.json:
+        typer.echo(json.dumps(streamed, indent=2))
+    elif output_format == OutputFormat.table:
+        _print_table(streamed)
+    raise typer.Exit(1 if failures else 0)
+
+
+class _progress:
+    """A transient progress bar on stderr for long batches; silent for short ones or no terminal."""
+
+    def __init__(self, total: int, label: str) -> None:
+        self.total, self.label, self.bar = total, label, None
+
+    def __enter__(self):
+        console = _stderr_console()
+        if self.total >= PROGRESS_THRESHOLD and console.is_terminal:
+            from rich.progress import Progress
+
+            self.bar = Progress(console=console, transient=True)
+            self.bar.start()
+            task = self.bar.add_task(self.label, total=self.total)
+            return lambda: self.bar.advance(task)
+        return lambda: None
+
+    def __exit__(self, *exc) -> None:
+        if self.bar:
+            self.bar.stop()
+
+
+def _print_table(records: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("file", "label", "score", "runner-up")
+    for record in records:
+        runner = record["top_k"][1] if len(record["top_k"]) > 1 else None
+        table.add_row(record["path"], record["label"], f"{record['score']:.3f}", f"{runner['label']} ({runner['score']:.3f})" if runner else "")
+    Console().print(table)
+
+
+@app.command()
+def info(files: Annotated[list[str], typer.Argument(help="Geometry files.")]) -> None:
+    """Print points, faces, bounds and attributes of each file as JSON."""
+    from geocli.io import GeometryError, read_geometry
+
+    failures = 0
+    for path in files:
+        try:
+            typer.echo(json.dumps(read_geometry(path).info()))
+        except GeometryError as error:
+            failures += 1
+            report_error(str(error))
+    raise typer.Exit(1 if failures else 0)
+
+
+@app.command()
+def models(
+    name: Annotated[Optional[str], typer.Argument(help="Show this model's whole card.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+) -> None:
+    """List the shipped models, or show one model's card."""
+    from geocli.zoo import ModelError, list_models, read_card, resolve
+
+    if name:
+        try:
+            card = read_card(resolve(name)[0])
+        except ModelError as error:
+            fail_usage(str(error))
+        typer.echo(json.dumps(card, indent=2))
+        return
+    cards = list_models()
+    if as_json:
+        typer.echo(json.dumps(cards, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("name", "family", "task", "classes", "points", "z/SO3", "SO3/SO3", "MB")
+    for card in cards:
+        figures = card.get("metrics", {}).get("protocols", {})
+        acc = lambda p: f"{figures[p]['overall_accuracy'] * 100:.1f}" if p in figures else "-"  # noqa: E731
+        table.add_row(card["name"], card["family"], card["task"], str(len(card["classes"])), str(card["input_points"]),
+                      acc("z/SO3"), acc("SO3/SO3"), f"{card['weights']['bytes'] / 1e6:.1f}")
+    Console().print(table)
+
+
+@app.command()
+def train(
+    out: Annotated[Path, typer.Option(help="Run folder: checkpoints, log; re-running resumes it.")],
+    family: Annotated[str, typer.Option(help="Network family.")] = "frame_averaging",
+    data: Annotated[Optional[Path], typer.Option(help="ModelNet40 folder (default ../shared/data/modelnet40).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(min=1)] = None,
+    batch_size: Annotated[Optional[int], typer.Option(min=2)] = None,
+    points: Annotated[Optional[int], typer.Option(min=32, help="Input points per shape.")] = None,
+    lr: Annotated[Optional[float], typer.Option()] = None,
+    seed: Annotated[Optional[int], typer.Option()] = None,
+    init: Annotated[Optional[Path], typer.Option(help="Start from these weights (e.g. a shipped .safetensors).")] = None,
+    hparams: Annotated[Optional[str], typer.Option(help="Network hyper-parameters as JSON.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+) -> None:
+    """Train a classifier on ModelNet40 (resumable, seeded); select on a validation split."""
+    import dataclasses
+
+    from geocli.api import resolve_device
+    from geocli.train import TrainConfig, train as run_train
+
+    overrides = {"family": family, "epochs": epochs, "batch_size": batch_size, "points": points, "lr": lr, "seed": seed,
+                 "init": str(init) if init else None, "hparams": json.loads(hparams) if hparams else None}
+    config = dataclasses.replace(TrainConfig(), **{k: v for k, v in overrides.items() if v is not None})
+    try:
+        target = str(resolve_device(device))
+    except ValueError as error:
+        fail_usage(str(error))
+    meta = run_train(config, out, data_root=data, device=target, log=lambda m: typer.echo(m, err=True))
+    typer.echo(json.dumps({"run": str(out), "best_val": meta["best_val"], "best_epoch": meta["best_epoch"], "epochs": meta["epoch"]}))
+
+
+@app.command()
+def export(
+    run: Annotated[Path, typer.Argument(help="A training run folder.")],
+    name: Annotated[str, typer.Option(help="Model name for the zoo.")],
+    out: Annotated[Path, typer.Option(help="Folder for <name>.safetensors and <name>.json.")] = Path("models"),
+    note: Annotated[str, typer.Option(help="Free text for the card (e.g. what more training would bring).")] = "",
+) -> None:
+    """Ship a run's best-validation weights as a float16 safetensors file with its card."""
+    from geocli.export import export_run
+
+    typer.echo(str(export_run(run, name, out, note=note)))
+
+
+@app.command("eval")
+def evaluate(
+    model: Annotated[str, typer.Argument(help="Model name or path to its .json card.")],
+    out: Annotated[Optional[Path], typer.Option(help="Write the JSON report here (default: stdout).")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="ModelNet40 folder (default ../shared/data/modelnet40).")] = None,
+    update_card: Annotated[bool, typer.Option(help="Copy the figures onto the model's card.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the protocol rotations.")] = 0,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N test shapes (smoke tests; never on cards).")] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+) -> None:
+    """Accuracy under z/z, z/SO3 and SO3/SO3 with seeded rotations, as one JSON report."""
+    from geocli.evaluate import card_metrics, evaluate_classifier
+    from geocli.io.atomic import atomic_write
+    from geocli.zoo import read_card, resolve, write_card
+
+    loaded = _load(model, device)
+    console = _stderr_console()
+    report = evaluate_classifier(
+        loaded, data, seed=seed, batch_size=batch_size, limit=limit,
+        progress=lambda name, done, total: console.print(f"{name}: {done}/{total}", end="\r") if console.is_terminal else None,
+    )
+    text = json.dumps(report, indent=2)
+    if out:
+        with atomic_write(out, "w") as handle:
+            handle.write(text + "\n")
+    else:
+        typer.echo(text)
+    if update_card:
+        card_path = resolve(model)[0]
+        try:
+            metrics = card_metrics(report)
+        except ValueError as error:
+            fail_usage(str(error))
+        write_card(card_path, {**read_card(card_path), "metrics": metrics})
+        typer.echo(f"updated {card_path}", err=True)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""The point backbone shared by every invariant front-end: a static-graph edge network.
+
+Every tensor is channels-last, (batch, points, channels), so each layer is a plain
+``Linear`` (one GEMM) instead of a 1x1 convolution over channels-first tensors.
+
+The neighbourhood graph is built once on the input coordinates. Distances do not
+change under rotation, reflection or sign flips, so one kNN graph serves every frame
+of a cloud and can be cached with the data; only DGCNN's *dynamic* graph, rebuilt in
+feature space at every layer, is given up, which costs little accuracy and most of
+the run time on a CPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+
+def gather_neighbors(features: Tensor, neighbors: Tensor) -> Tensor:
+    """(B,N,C) features, (B,N,k) indices -> (B,N,k,C) neighbour features."""
+    b, n, c = features.shape
+    offset = torch.arange(b, device=features.device).view(b, 1, 1) * n
+    # index_select's backward (index_add) is several times faster on CPU than advanced indexing's
+    flat = features.reshape(b * n, c).index_select(0, (neighbors + offset).reshape(-1))
+    return flat.view(*neighbors.shape, c)
+
+
+def neighbor_max(edges: Tensor) -> Tensor:
+    """Max over the neighbour axis of (B,N,k,C); ``max`` routes gradients by index, ``amax`` by mask (slower)."""
+    return edges.max(dim=2).values
+
+
+class ChannelNorm(nn.BatchNorm1d):
+    """BatchNorm over the last axis of a channels-last tensor of any rank."""
+
+    def forward(self, x: Tensor) -> Tensor:  # noqa: D102
+        return super().forward(x.reshape(-1, x.shape[-1])).reshape(x.shape)
+
+
+def norm_act(channels: int) -> nn.Sequential:
+    return nn.Sequential(ChannelNorm(channels), nn.LeakyReLU(0.2))
+
+
+class LocalGeometry(nn.Module):
+    """First layer: an MLP on (x_i, x_j - x_i) edges, max-pooled over the neighbours.
+
+    The first linear map of the edge feature splits into a per-point part and a
+    per-neighbour part, both computed on N points before the gather, so only the
+    second layer runs on all N*k edges.
+    """
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.centre = nn.Linear(3, width)
+        self.neighbor = nn.Linear(3, width, bias=False)
+        self.edge = nn.Sequential(norm_act(width), nn.Linear(width, width, bias=False), norm_act(width))
+
+    def forward(self, xyz: Tensor, neighbors: Tensor) -> Tensor:  # noqa: D102
+        # W_c x_i + W_n (x_j - x_i) == (W_c - W_n) x_i + W_n x_j
+        centre = self.centre(xyz) - self.neighbor(xyz)
+        edges = centre.unsqueeze(2) + gather_neighbors(self.neighbor(xyz), neighbors)
+        return neighbor_max(self.edge(edges))
+
+
+class NeighborMax(nn.Module):
+    """Edge convolution with one linear map: max_j(A h_j) + B h_i, then norm and activation.
+
+    ``max_j (A h_j + B h_i) == max_j (A h_j) + B h_i``, so the layer costs one GEMM on
+    N points and a gather-max, not a GEMM on N*k edges.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.out_channels = out_channels
+        self.linear = nn.Linear(in_channels, 2 * out_channels)
+        self.post = norm_act(out_channels)
+
+    def forward(self, h: Tensor, neighbors: Tensor) -> Tensor:  # noqa: D102
+        neighbor_part, self_part = self.linear(h).split(self.out_channels, dim=-1)
+        return self.post(neighbor_max(gather_neighbors(neighbor_part, neighbors)) + self_part)
+
+
+@dataclass(frozen=True)
+class TrunkConfig:
+    """Hyper-parameters of :class:`EdgeTrunk`; stored on model cards."""
+
+    k: int = 20
+    widths: tuple[int, ...] = (64, 64, 128, 256)
+    embedding: int = 512
+
+    @property
+    def point_channels(self) -> int:
+        return sum(self.widths)
+
+    @property
+    def global_channels(self) -> int:
+        return 2 * self.embedding
+
+
+class EdgeTrunk(nn.Module):
+    """Per-point features (concatenated across layers) and a max+mean pooled global feature."""
+
+    def __init__(self, config: TrunkConfig) -> None:
+        super().__init__()
+        self.config = config
+        first, *rest = config.widths
+        self.local = LocalGeometry(first)
+        self.layers = nn.ModuleList(NeighborMax(a, b) for a, b in zip(config.widths, rest))
+        self.embed = nn.Sequential(nn.Linear(config.point_channels, config.embedding, bias=False), norm_act(config.embedding))
+
+    def forward(self, xyz: Tensor, neighbors: Tensor) -> tuple[Tensor, Tensor]:
+        """Return point features (B,N,Cp) and global features (B,Cg)."""
+        h = self.local(xyz, neighbors)
+        features = [h]
+        for layer in self.layers:
+            h = layer(h, neighbors)
+            features.append(h)
+        point_features = torch.cat(features, dim=-1)
+        embedded = self.embed(point_features)
+        return point_features, torch.cat([embedded.amax(dim=1), embedded.mean(dim=1)], dim=-1)
+
+
+class ClassifierHead(nn.Module):
+    """MLP from the global feature to class logits."""
+
+    def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.5) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(
+            nn.Linear(in_channels, 512, bias=False), norm_act(512), nn.Dropout(dropout),
+            nn.Linear(512, 256, bias=False), norm_act(256), nn.Dropout(dropout),
+            nn.Linear(256, num_classes),
+        )
+
+    def forward(self, point_features: Tensor, global_features: Tensor) -> Tensor:  # noqa: D102
+        return self.mlp(global_features)

@@ -1,0 +1,66 @@
+"""An invariant front-end in front of the shared backbone: the one network class every family uses.
+
+A front-end turns a raw cloud into one or more canonical *views* (the same points in
+frames that move with the cloud). The backbone runs on every view and the outputs are
+averaged. Frame Averaging yields several views per cloud, single-frame
+canonicalisers (TinvNN) yield one; both share this class, so no family copies
+the network code.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from geocli.nets.backbone import EdgeTrunk
+from geocli.ops import knn
+
+
+class Frontend(nn.Module):
+    """Maps raw clouds to canonical views; subclasses define :meth:`canonical` and ``signs``."""
+
+    signs: Tensor  # (F, 3): one row of axis signs per view
+
+    def canonical(self, points: Tensor) -> Tensor:
+        """(B,N,3) raw points -> (B,N,3) canonical coordinates of the first view."""
+        raise NotImplementedError
+
+    @property
+    def num_views(self) -> int:
+        return self.signs.shape[0]
+
+
+class InvariantNet(nn.Module):
+    """Front-end, backbone trunk and head; outputs averaged over the front-end's views."""
+
+    def __init__(self, frontend: Frontend, trunk: EdgeTrunk, head: nn.Module) -> None:
+        super().__init__()
+        self.frontend = frontend
+        self.trunk = trunk
+        self.head = head
+
+    def neighbors(self, points: Tensor) -> Tensor:
+        """kNN graph of the cloud; rotation-invariant, so one graph serves all views."""
+        return knn(points, self.trunk.config.k)
+
+    def backbone(self, xyz: Tensor, neighbors: Tensor) -> Tensor:
+        """Head output for canonical views (V,N,3) with their graphs (V,N,k)."""
+        return self.head(*self.trunk(xyz, neighbors))
+
+    def forward(self, points: Tensor, neighbors: Tensor | None = None) -> Tensor:
+        """Invariant output for raw clouds (B,N,3): (B,C) logits or (B,N,C) per-point logits."""
+        if neighbors is None:
+            neighbors = self.neighbors(points)
+        return self.average_views(self.frontend.canonical(points), neighbors)
+
+    def average_views(self, canonical: Tensor, neighbors: Tensor) -> Tensor:
+        """Backbone output averaged over every sign view of precomputed canonical clouds.
+
+        Split from :meth:`forward` so that training and validation can cache the
+        canonical coordinates and graphs, which never change for a given cloud.
+        """
+        views = canonical.unsqueeze(1) * self.frontend.signs.to(canonical.dtype)[None, :, None, :]
+        b, f, n, _ = views.shape
+        repeated = neighbors.unsqueeze(1).expand(b, f, *neighbors.shape[1:]).reshape(b * f, *neighbors.shape[1:])
+        out = self.backbone(views.reshape(b * f, n, 3), repeated)
+        return out.reshape(b, f, *out.shape[1:]).mean(dim=1)

@@ -1,0 +1,38 @@
+"""Architecture registry: build any family's network from its name and hyper-parameters.
+
+Cards store ``family`` and ``hparams``; :func:`create_model` rebuilds the exact network
+from them, so a checkpoint never carries code (and nothing is unpickled).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from geocli.nets.backbone import ClassifierHead, EdgeTrunk, TrunkConfig
+from geocli.nets.frame_averaging import FrameAveraging
+from geocli.nets.invariant import Frontend, InvariantNet
+
+FRONTENDS: dict[str, Callable[..., Frontend]] = {
+    "frame_averaging": FrameAveraging,
+}
+
+TRUNK_KEYS = ("k", "widths", "embedding")
+
+
+def list_families() -> list[str]:
+    return sorted(FRONTENDS)
+
+
+def create_model(family: str, num_classes: int, hparams: dict[str, Any] | None = None) -> InvariantNet:
+    """Build a classifier of ``family`` with front-end and trunk hyper-parameters from ``hparams``."""
+    if family not in FRONTENDS:
+        raise ValueError(f"unknown family {family!r}; known: {', '.join(list_families())}")
+    hparams = dict(hparams or {})
+    trunk_args = {key: hparams.pop(key) for key in TRUNK_KEYS if key in hparams}
+    if "widths" in trunk_args:
+        trunk_args["widths"] = tuple(trunk_args["widths"])
+    dropout = hparams.pop("dropout", 0.5)
+    trunk = EdgeTrunk(TrunkConfig(**trunk_args))
+    head = ClassifierHead(trunk.config.global_channels, num_classes, dropout=dropout)
+    return InvariantNet(FRONTENDS[family](**hparams), trunk, head)

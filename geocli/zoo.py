@@ -1,0 +1,158 @@
+"""The model zoo: shipped checkpoints, their cards, and safe loading.
+
+A model is two files: ``<name>.safetensors`` (weights, never pickled) and
+``<name>.json`` (its card: family, hyper-parameters, classes, input size, training
+recipe, measured metrics and the weights' sha256). The card alone is enough to
+rebuild the network through :func:`geocli.nets.registry.create_model`, so loading
+runs no code from disk. Loading refuses weights whose hash differs from the card,
+files that are not safetensors (pickles above all) and cards that do not describe
+the tensors they come with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load as load_safetensors_bytes
+from safetensors.torch import save as save_safetensors_bytes
+
+from geocli.io.atomic import atomic_write
+from geocli.nets.invariant import InvariantNet
+from geocli.nets.registry import create_model
+
+CARD_VERSION = 1
+
+
+class ModelError(ValueError):
+    """A model that cannot be found or must not be loaded; the message is one line."""
+
+
+def models_dir() -> Path:
+    """``$GEOCLI_MODELS`` if set, else the checkpoints installed with the package."""
+    env = os.environ.get("GEOCLI_MODELS")
+    if env:
+        return Path(env)
+    try:
+        return Path(str(resources.files("geocli._models")))
+    except ModuleNotFoundError:  # running from a source tree that was never installed
+        return Path(__file__).resolve().parents[1] / "models"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def list_models() -> list[dict[str, Any]]:
+    """Every shipped card, sorted by name."""
+    folder = models_dir()
+    return [read_card(path) for path in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+
+
+def read_card(path: Path) -> dict[str, Any]:
+    try:
+        card = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ModelError(f"{path}: unreadable model card ({error})") from None
+    missing = {"name", "family", "task", "hparams", "classes", "input_points", "weights"} - card.keys()
+    if missing:
+        raise ModelError(f"{path}: model card lacks {', '.join(sorted(missing))}")
+    return card
+
+
+def resolve(name_or_path: str | os.PathLike) -> tuple[Path, Path]:
+    """(card, weights) paths for a shipped model name or a user's own ``.json``/``.safetensors`` path."""
+    given = Path(name_or_path)
+    if given.suffix in {".json", ".safetensors"} or given.exists():
+        stem = given.with_suffix("")
+    else:
+        stem = models_dir() / str(name_or_path)
+        if not stem.with_suffix(".json").is_file():
+            known = ", ".join(card["name"] for card in list_models()) or "none installed"
+            raise ModelError(f"unknown model {str(name_or_path)!r} (known: {known})")
+    card, weights = stem.with_suffix(".json"), stem.with_suffix(".safetensors")
+    for path in (card, weights):
+        if not path.is_file():
+            raise ModelError(f"{path}: model file not found")
+    return card, weights
+
+
+def _check_safetensors(path: Path, data: bytes) -> None:
+    """Refuse anything that is not a safetensors file before a parser sees it."""
+    if data[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05") or data[:2] == b"PK":
+        raise ModelError(f"{path}: looks like a pickle/torch.save file; geocli only loads safetensors")
+    if len(data) < 10:
+        raise ModelError(f"{path}: not a safetensors file (too short)")
+    (header_size,) = struct.unpack("<Q", data[:8])
+    if header_size > len(data) - 8 or data[8:9] != b"{":
+        raise ModelError(f"{path}: not a safetensors file (bad header)")
+
+
+@dataclass
+class LoadedModel:
+    """A network ready for inference with the card that describes it."""
+
+    net: InvariantNet
+    card: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.card["name"]
+
+    @property
+    def classes(self) -> list[str]:
+        return self.card["classes"]
+
+    @property
+    def input_points(self) -> int:
+        return int(self.card["input_points"])
+
+
+def load_model(name_or_path: str | os.PathLike = "fa-edge-modelnet40", device: str = "cpu") -> LoadedModel:
+    """Load a shipped model by name, or a user's own card + safetensors pair by path, with every check."""
+    card_path, weights_path = resolve(name_or_path)
+    card = read_card(card_path)
+    data = weights_path.read_bytes()
+    _check_safetensors(weights_path, data)
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != card["weights"].get("sha256"):
+        raise ModelError(f"{weights_path}: sha256 {actual[:12]}… differs from its card ({str(card['weights'].get('sha256'))[:12]}…)")
+    try:
+        tensors = load_safetensors_bytes(data)
+    except Exception as error:  # safetensors raises its own error types
+        raise ModelError(f"{weights_path}: corrupt safetensors file ({error})") from None
+    net = create_model(card["family"], len(card["classes"]), card["hparams"])
+    expected = net.state_dict()
+    if tensors.keys() != expected.keys() or any(tensors[k].shape != expected[k].shape for k in expected):
+        raise ModelError(f"{weights_path}: tensors do not match the architecture its card describes")
+    net.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()})
+    return LoadedModel(net.eval().to(device), card)
+
+
+def save_model(net: InvariantNet, card: dict[str, Any], folder: Path, half: bool = True) -> Path:
+    """Write ``<name>.safetensors`` (float16 by default) and its card with the weights' sha256."""
+    state = {k: (v.half() if half and v.is_floating_point() else v).contiguous().cpu() for k, v in net.state_dict().items()}
+    data = save_safetensors_bytes(state)
+    weights = folder / f"{card['name']}.safetensors"
+    card = {**card, "card_version": CARD_VERSION, "weights": {"file": weights.name, "dtype": "float16" if half else "float32", "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}}
+    with atomic_write(weights) as handle:
+        handle.write(data)
+    write_card(folder / f"{card['name']}.json", card)
+    return weights
+
+
+def write_card(path: Path, card: dict[str, Any]) -> None:
+    with atomic_write(path, "w") as handle:
+        json.dump(card, handle, indent=2)
+        handle.write("\n")
