@@ -36,6 +36,7 @@ from geocli.nets.invariant import InvariantNet
 from geocli.nets.registry import create_model
 
 Log = Callable[[str], None]
+RESUMABLE_CHANGES = ("epochs", "validate_after")
 
 
 @dataclass
@@ -54,11 +55,13 @@ class TrainConfig:
     scale_range: tuple[float, float] = (0.8, 1.25)
     jitter: float = 0.01
     val_fraction: float = 0.1
+    validate_after: float = 0.5  # share of epochs before validation starts: early epochs are never the best
     seed: int = 0
     init: str | None = None  # weights to start from, e.g. a shipped checkpoint
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        """Plain JSON values (tuples become lists), so a saved config compares equal to a live one."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
 
 
 def cache_dir() -> Path:
@@ -179,7 +182,7 @@ def train(config: TrainConfig, run: Path, data_root: Path | None = None, device:
     if (run / "state.json").is_file():
         saved = load_state(run, model, optimizer)
         # the epoch budget may change between sessions (the cosine schedule follows it); nothing else may
-        if {**saved["config"], "epochs": config.epochs} != meta["config"]:
+        if {**saved["config"], **{k: meta["config"][k] for k in RESUMABLE_CHANGES}} != meta["config"]:
             raise ValueError(f"{run}: existing run has a different configuration; use a new --out folder")
         meta = {**saved, "config": meta["config"]}
         log(f"resuming {run} after epoch {meta['epoch']} (best val {meta['best_val']:.4f} at epoch {meta['best_epoch']})")
@@ -209,15 +212,17 @@ def train(config: TrainConfig, run: Path, data_root: Path | None = None, device:
             correct += int((logits.argmax(1).cpu() == train_y[batch]).sum())
             if step % 50 == 0:
                 log(f"epoch {epoch + 1} step {step}/{steps_per_epoch} loss {loss.item():.4f} {time.perf_counter() - started:.0f}s")
-        val_logits = predict_cached(model, val_x.to(device), val_g.to(device)).cpu()
-        val_acc = float((val_logits.argmax(1) == val_y).float().mean())
+        val_acc = None
+        if epoch + 1 > config.validate_after * config.epochs or epoch + 1 == config.epochs:
+            val_logits = predict_cached(model, val_x.to(device), val_g.to(device)).cpu()
+            val_acc = float((val_logits.argmax(1) == val_y).float().mean())
         record = {
             "epoch": epoch + 1, "loss": total_loss / len(train_y), "train_acc": correct / len(train_y),
             "val_acc": val_acc, "seconds": time.perf_counter() - started,
         }
         meta["history"].append(record)
         meta["epoch"] = epoch + 1
-        if val_acc > meta["best_val"]:
+        if val_acc is not None and val_acc > meta["best_val"]:
             meta["best_val"], meta["best_epoch"] = val_acc, epoch + 1
             with atomic_write(run / "best.safetensors") as handle:
                 handle.write(_safetensors_bytes({k: v.cpu() for k, v in model.state_dict().items()}))
