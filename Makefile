@@ -1,0 +1,27 @@
+# Quick start: `make demo` and `make test`. Both set up .venv first.
+#
+# scripts/setup.sh is idempotent but not free (pip checks take seconds), so it runs
+# only when the stamp is missing or older than what it depends on.
+
+VENV  := .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.geocli-installed
+
+.PHONY: setup demo test bench
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh
+	touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/geocli classify sample_data/
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+bench: $(STAMP)
+	@set -e; for script in benchmarks/*.py; do \
+		echo "== $$script"; $(PY) $$script; \
+	done

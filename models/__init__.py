@@ -1,0 +1,1 @@
+"""Shipped checkpoints (``<name>.safetensors`` + ``<name>.json`` cards), installed as ``geocli._models``."""
