@@ -105,44 +105,46 @@ def classify(
 ) -> list[Prediction]:
     """Classify files or (N,3) arrays; a bad input yields a Prediction with ``error`` set.
 
-    Results come back in input order; ``on_result`` is called as each batch finishes,
-    so a caller can stream results and show progress on long lists.
+    Results come back in input order, and ``on_result`` sees them in that order as soon
+    as each is known, so a caller can stream results and show progress on long lists.
     """
     if isinstance(model, str | os.PathLike):
         model = load_model(model, device=device)
     items = [inputs] if isinstance(inputs, str | os.PathLike | np.ndarray) else list(inputs)
-    results: list[Prediction] = []
-    pending: list[tuple[str, np.ndarray]] = []
+    results: list[Prediction | None] = [None] * len(items)
+    pending: list[tuple[int, str, np.ndarray]] = []
+    emitted = 0
+
+    def settle(position: int, prediction: Prediction) -> None:
+        """Store a result and pass on every result now complete in input order."""
+        nonlocal emitted
+        results[position] = prediction
+        while emitted < len(results) and results[emitted] is not None:
+            if on_result:
+                on_result(results[emitted])
+            emitted += 1
 
     def flush() -> None:
         if not pending:
             return
-        names = [name for name, _ in pending]
-        logits = predict_logits(model, torch.from_numpy(np.stack([cloud for _, cloud in pending])))
-        for prediction, (_, cloud) in zip(_predictions(model, logits, names, top_k), pending):
+        logits = predict_logits(model, torch.from_numpy(np.stack([cloud for _, _, cloud in pending])))
+        for prediction, (position, _, cloud) in zip(_predictions(model, logits, [n for _, n, _ in pending], top_k), pending):
             prediction.points = int(cloud.shape[0])
-            emit(prediction)
+            settle(position, prediction)
         pending.clear()
-
-    def emit(prediction: Prediction) -> None:
-        results.append(prediction)
-        if on_result:
-            on_result(prediction)
 
     for position, item in enumerate(items):
         name = f"<array {position}>" if isinstance(item, np.ndarray) else os.fspath(item)
         try:
-            geometry = as_geometry(item, name, max_points)
-            cloud = model_input(geometry, model.input_points, seed)
+            cloud = model_input(as_geometry(item, name, max_points), model.input_points, seed)
         except GeometryError as error:
-            emit(Prediction(path=name, error=str(error)))
+            settle(position, Prediction(path=name, error=str(error)))
             continue
-        pending.append((name, fps_resample(torch.from_numpy(cloud)[None], model.input_points)[0].numpy()))
+        pending.append((position, name, fps_resample(torch.from_numpy(cloud)[None], model.input_points)[0].numpy()))
         if len(pending) >= batch_size:
             flush()
     flush()
-    order = {id(p): i for i, p in enumerate(results)}
-    return sorted(results, key=order.__getitem__)
+    return results  # type: ignore[return-value]  # every slot is filled by now
 
 
 def as_geometry(item: Input, name: str, max_points: int | None = None) -> Geometry:
