@@ -121,11 +121,20 @@ def classify(
 
     if output_format == OutputFormat.csv:
         sys.stdout.write("path,label,score,top_k,error\n")
-    with _progress(len(files), "classifying") as advance:
-        run_classify(
-            files, loaded, top_k=top_k, batch_size=batch_size, seed=seed, max_points=max_points,
-            on_result=lambda p: (emit(p), advance()),
-        )
+    done = 0
+
+    def on_result(prediction) -> None:
+        nonlocal done
+        emit(prediction)
+        done += 1
+        advance()
+
+    try:
+        with _progress(len(files), "classifying") as advance:
+            run_classify(files, loaded, top_k=top_k, batch_size=batch_size, seed=seed, max_points=max_points, on_result=on_result)
+    except KeyboardInterrupt:
+        report_error(f"interrupted after {done} of {len(files)} files; the results above are complete")
+        raise typer.Exit(130) from None
     if output_format == OutputFormat.json:
         typer.echo(json.dumps(streamed, indent=2))
     elif output_format == OutputFormat.table:
@@ -294,8 +303,15 @@ def evaluate(
         typer.echo(f"updated {card_path}", err=True)
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point; SIGTERM stops a batch as cleanly as Ctrl-C."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
     app()
 
 
