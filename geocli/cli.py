@@ -194,6 +194,7 @@ def info(files: Annotated[list[str], typer.Argument(help="Geometry files.")]) ->
 def models(
     name: Annotated[Optional[str], typer.Argument(help="Show this model's whole card.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="A Markdown table (for the README).")] = False,
 ) -> None:
     """List the shipped models, or show one model's card."""
     from geocli.zoo import ModelError, list_models, read_card, resolve
@@ -209,16 +210,32 @@ def models(
     if as_json:
         typer.echo(json.dumps(cards, indent=2))
         return
+    header = ["name", "family", "task", "classes", "points", "z/z %", "z/SO3 %", "SO3/SO3 %", "agreement %", "epochs", "MB"]
+    rows = [_model_row(card) for card in cards]
+    if markdown:
+        typer.echo("\n".join("| " + " | ".join(row) + " |" for row in [header, ["---"] * len(header), *rows]))
+        return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("name", "family", "task", "classes", "points", "z/SO3", "SO3/SO3", "MB")
-    for card in cards:
-        figures = card.get("metrics", {}).get("protocols", {})
-        acc = lambda p: f"{figures[p]['overall_accuracy'] * 100:.1f}" if p in figures else "-"  # noqa: E731
-        table.add_row(card["name"], card["family"], card["task"], str(len(card["classes"])), str(card["input_points"]),
-                      acc("z/SO3"), acc("SO3/SO3"), f"{card['weights']['bytes'] / 1e6:.1f}")
+    table = Table(*header)
+    for row in rows:
+        table.add_row(*row)
     Console().print(table)
+
+
+def _model_row(card: dict[str, Any]) -> list[str]:
+    """One model's summary; every figure is read from the card's eval-produced metrics."""
+    metrics = card.get("metrics", {})
+    protocols = metrics.get("protocols", {})
+
+    def percent(value: float | None) -> str:
+        return "-" if value is None else f"{value * 100:.1f}"
+
+    accuracy = [percent(protocols.get(p, {}).get("overall_accuracy")) for p in ("z/z", "z/SO3", "SO3/SO3")]
+    agreement = percent(metrics.get("rotation_agreement", {}).get("agreement"))
+    return [card["name"], card["family"], card["task"], str(len(card["classes"])), str(card["input_points"]),
+            *accuracy, agreement, str(card.get("training", {}).get("epochs_trained", "-")), f"{card['weights']['bytes'] / 1e6:.1f}"]
 
 
 @app.command()

@@ -17,14 +17,16 @@ TOLERANCE = 1e-4
 
 
 def transformed_copies(points: torch.Tensor, count: int, seed: int) -> list[torch.Tensor]:
-    """Random rotations, each composed with a reflection every other time and a point permutation."""
+    """Random rotations, a reflection every other time, uniform scaling, a translation and a point permutation."""
     generator = torch.Generator().manual_seed(seed)
     rotations = random_rotations(count, "so3", seed=seed)
     reflect = torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64))
     copies = []
     for i in range(count):
         matrix = rotations[i] @ reflect if i % 2 else rotations[i]
-        moved = rotate(points, matrix.expand(len(points), 3, 3))
+        scale = 0.1 + 10 * torch.rand(1, generator=generator, dtype=torch.float64).item()
+        shift = torch.randn(1, 1, 3, generator=generator, dtype=torch.float64)
+        moved = (rotate(points.double(), matrix.expand(len(points), 3, 3)) * scale + shift).to(points.dtype)
         copies.append(moved[:, torch.randperm(points.shape[1], generator=generator)])
     return copies
 

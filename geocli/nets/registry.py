@@ -12,9 +12,11 @@ from typing import Any
 from geocli.nets.backbone import ClassifierHead, EdgeTrunk, TrunkConfig
 from geocli.nets.frame_averaging import FrameAveraging
 from geocli.nets.invariant import Frontend, InvariantNet
+from geocli.nets.tinvnn import TinvNN
 
 FRONTENDS: dict[str, Callable[..., Frontend]] = {
     "frame_averaging": FrameAveraging,
+    "tinvnn": TinvNN,
 }
 
 TRUNK_KEYS = ("k", "widths", "embedding")
