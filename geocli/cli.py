@@ -256,7 +256,8 @@ def train(
     import dataclasses
 
     from geocli.api import resolve_device
-    from geocli.train import TrainConfig, train as run_train
+    from geocli.train import TrainConfig
+    from geocli.train import train as run_train
 
     overrides = {"family": family, "epochs": epochs, "batch_size": batch_size, "points": points, "lr": lr, "seed": seed,
                  "init": str(init) if init else None, "hparams": json.loads(hparams) if hparams else None}

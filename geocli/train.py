@@ -26,11 +26,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
+from geocli.data.modelnet40 import (
+    PointSet,
+    class_names,
+    default_root,
+    load_split,
+    validation_split,
+)
 from geocli.geometry.resample import fps_resample
-from geocli.data.modelnet40 import PointSet, class_names, default_root, load_split, validation_split
 from geocli.io.atomic import atomic_write
 from geocli.nets.invariant import InvariantNet
 from geocli.nets.registry import create_model

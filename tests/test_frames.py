@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from geocli.geometry.frames import O3_SIGNS, SO3_SIGNS, canonical_coordinates, centre_and_scale, principal_axes
+from geocli.geometry.frames import (
+    O3_SIGNS,
+    SO3_SIGNS,
+    canonical_coordinates,
+    centre_and_scale,
+    principal_axes,
+)
 from geocli.geometry.rotations import random_rotations, rotate
 
 

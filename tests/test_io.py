@@ -12,8 +12,14 @@ import numpy as np
 import pytest
 
 from geocli.geometry.sampling import normalize_unit_sphere, sample_surface
-from geocli.io import readers
-from geocli.io import DEFAULT_MAX_POINTS, SUPPORTED_EXTENSIONS, Geometry, GeometryError, read_geometry
+from geocli.io import (
+    DEFAULT_MAX_POINTS,
+    SUPPORTED_EXTENSIONS,
+    Geometry,
+    GeometryError,
+    read_geometry,
+    readers,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_DATA = REPO / "sample_data"

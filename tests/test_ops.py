@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from geocli.ops import backend, farthest_point_sample, knn
-from geocli.ops import neighbors
+from geocli.ops import backend, farthest_point_sample, knn, neighbors
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MODELNET_TEST = SHARED / "data" / "modelnet40" / "test.npz"

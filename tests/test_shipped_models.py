@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_invariance import TOLERANCE, max_logit_change
 
 import geocli
 from geocli.zoo import list_models, load_model
-from test_invariance import TOLERANCE, max_logit_change
 
 CARDS = [card for card in list_models() if card["task"] == "classify"]
 

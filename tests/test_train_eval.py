@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import MODELNET40
 from typer.testing import CliRunner
 
-from conftest import MODELNET40
 from geocli.cli import app
 from geocli.evaluate import card_metrics
 

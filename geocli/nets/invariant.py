@@ -9,7 +9,6 @@ the network code.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from geocli.nets.backbone import EdgeTrunk
