@@ -61,7 +61,7 @@ class TrainConfig:
     scale_range: tuple[float, float] = (0.8, 1.25)
     jitter: float = 0.01
     val_fraction: float = 0.1
-    validate_after: float = 0.5  # share of epochs before validation starts: early epochs are never the best
+    validate_after: float = 0.8  # share of epochs before validation starts: early epochs are never the best
     seed: int = 0
     init: str | None = None  # weights to start from, e.g. a shipped checkpoint
 
