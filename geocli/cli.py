@@ -122,13 +122,20 @@ def classify(
     if output_format == OutputFormat.csv:
         sys.stdout.write("path,label,score,top_k,error\n")
     done = 0
+    stop_requested: list[int] = []
 
     def on_result(prediction) -> None:
         nonlocal done
         emit(prediction)
         done += 1
         advance()
+        if stop_requested:  # stop between results, so the count printed matches what was written
+            raise KeyboardInterrupt
 
+    import signal
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda number, frame: stop_requested.append(number))
     try:
         with _progress(len(files), "classifying") as advance:
             run_classify(files, loaded, top_k=top_k, batch_size=batch_size, seed=seed, max_points=max_points, on_result=on_result)

@@ -118,7 +118,7 @@ def _cuda() -> bool:
 
 
 def test_models_table_json_and_card() -> None:
-    table = run("models")
+    table = runner.invoke(app, ["models"], env={"COLUMNS": "200"})
     assert table.exit_code == 0 and MODEL in table.stdout
     cards = json.loads(run("models", "--json").stdout)
     card = next(c for c in cards if c["name"] == MODEL)
