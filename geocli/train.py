@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
 from geocli.data.modelnet40 import (
@@ -102,10 +102,8 @@ def cached_preprocess(model: InvariantNet, data: PointSet, points: int, tag: str
     return canonical, graphs
 
 
-def _safetensors_bytes(tensors: dict[str, Tensor], metadata: dict[str, str] | None = None) -> bytes:
-    from safetensors.torch import save
-
-    return save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata)
+def _safetensors_bytes(tensors: dict[str, Tensor]) -> bytes:
+    return save({k: v.contiguous() for k, v in tensors.items()})
 
 
 def augment(canonical: Tensor, signs: Tensor, config: TrainConfig, generator: torch.Generator) -> Tensor:
