@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["classify", "load_model", "list_models"]
+__all__ = ["classify", "segment", "load_model", "list_models"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("classify", "load_model"):
+    if name in ("classify", "segment", "load_model"):
         from geocli import api
 
         return getattr(api, name)

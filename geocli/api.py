@@ -3,12 +3,14 @@
 >>> import geocli
 >>> model = geocli.load_model()                    # the default shipped classifier
 >>> geocli.classify("scan.ply", model=model)[0].label
+>>> result = next(geocli.segment("scan.ply"))      # the default shipped segmenter
+>>> result.category, result.labels                 # one part label per input point
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,13 +18,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from geocli.geometry.resample import fps_resample
+from geocli.geometry.resample import fps_resample, radius_stratified
 from geocli.geometry.sampling import normalize_unit_sphere, sample_surface
 from geocli.io import Geometry, GeometryError, read_geometry
+from geocli.ops import knn
+from geocli.parts import decode, part_categories
 from geocli.zoo import LoadedModel
 from geocli.zoo import load_model as _load_model
 
 DEFAULT_CLASSIFIER = "fa-edge-modelnet40"
+DEFAULT_SEGMENTER = "fa-edge-psb"
+PRESAMPLE_FACTOR = 32  # clouds over 32n points are thinned invariantly before FPS (see radius_stratified)
 MESH_SAMPLES_PER_INPUT_POINT = 2  # meshes: 2n area-weighted samples, then FPS to n, as in training
 
 Input = str | os.PathLike | np.ndarray
@@ -43,6 +49,15 @@ def load_model(name: str | os.PathLike = DEFAULT_CLASSIFIER, device: str = "auto
     return _load_model(name, device=str(resolve_device(device)))
 
 
+def _model_for(task: str, model: LoadedModel | str | os.PathLike, device: str) -> LoadedModel:
+    """Load ``model`` if named, and refuse one trained for the other task."""
+    if isinstance(model, str | os.PathLike):
+        model = load_model(model, device=device)
+    if model.task != task:
+        raise ValueError(f"model {model.name!r} is a {model.task} model; use it with `geocli {model.task}`")
+    return model
+
+
 @dataclass
 class Prediction:
     """One input's result; ``error`` is set (and the rest empty) when the input could not be used."""
@@ -59,20 +74,25 @@ class Prediction:
 
 
 def model_input(geometry: Geometry, n: int, seed: int) -> np.ndarray:
-    """Unit-sphere cloud of at most ``n`` points from any geometry, ready for the network.
+    """The network's (n,3) float32 cloud for any geometry (see :func:`network_cloud`)."""
+    return network_cloud(normalize_unit_sphere(geometry.points)[0], geometry.faces, n, seed)
 
-    Meshes are first sampled on their surface (area-weighted, seeded), so the network
-    sees the same kind of cloud it was trained on. Clouds with fewer than ``n`` points
-    are tiled up to ``n``: duplicates leave max-pooled features unchanged and keep the
-    kNN graph defined for tiny inputs.
+
+def network_cloud(points: np.ndarray, faces: np.ndarray | None, n: int, seed: int) -> np.ndarray:
+    """FPS subset of ``n`` points of unit-sphere-normalised ``points`` (or of their mesh's surface).
+
+    Normalising first, in float64, keeps scans in raw units (even near 1e30) finite in
+    float32. Meshes are sampled on their surface (2n area-weighted points, seeded), so the
+    network sees the same kind of cloud it was trained on. Clouds with fewer than ``n``
+    points are tiled up to ``n``: duplicates leave max-pooled features unchanged and keep
+    the kNN graph defined for tiny inputs. Huge clouds are first thinned to 32n points.
     """
-    points = geometry.points
-    if geometry.faces is not None and len(geometry.faces):
-        points = sample_surface(points, geometry.faces, MESH_SAMPLES_PER_INPUT_POINT * n, seed=seed)
+    if faces is not None and len(faces):
+        points = sample_surface(points, faces, MESH_SAMPLES_PER_INPUT_POINT * n, seed=seed)
+    points = radius_stratified(points, PRESAMPLE_FACTOR * n)
     if len(points) < n:
         points = np.resize(points, (n, 3))
-    normalised, _, _ = normalize_unit_sphere(np.asarray(points, dtype=np.float64))
-    return normalised.astype(np.float32)
+    return fps_resample(torch.from_numpy(np.asarray(points, dtype=np.float32))[None], n)[0].numpy()
 
 
 @torch.no_grad()
@@ -108,9 +128,8 @@ def classify(
     Results come back in input order, and ``on_result`` sees them in that order as soon
     as each is known, so a caller can stream results and show progress on long lists.
     """
-    if isinstance(model, str | os.PathLike):
-        model = load_model(model, device=device)
-    items = [inputs] if isinstance(inputs, str | os.PathLike | np.ndarray) else list(inputs)
+    model = _model_for("classify", model, device)
+    items = _items(inputs)
     results: list[Prediction | None] = [None] * len(items)
     pending: list[tuple[int, str, np.ndarray]] = []
     emitted = 0
@@ -134,17 +153,110 @@ def classify(
         pending.clear()
 
     for position, item in enumerate(items):
-        name = f"<array {position}>" if isinstance(item, np.ndarray) else os.fspath(item)
+        name = _name(item, position)
         try:
             cloud = model_input(as_geometry(item, name, max_points), model.input_points, seed)
         except GeometryError as error:
             settle(position, Prediction(path=name, error=str(error)))
             continue
-        pending.append((position, name, fps_resample(torch.from_numpy(cloud)[None], model.input_points)[0].numpy()))
+        pending.append((position, name, cloud))
         if len(pending) >= batch_size:
             flush()
     flush()
     return results  # type: ignore[return-value]  # every slot is filled by now
+
+
+def _items(inputs: Input | Iterable[Input]) -> list[Input]:
+    return [inputs] if isinstance(inputs, str | os.PathLike | np.ndarray) else list(inputs)
+
+
+def _name(item: Input, position: int) -> str:
+    return f"<array {position}>" if isinstance(item, np.ndarray) else os.fspath(item)
+
+
+@dataclass
+class Segmentation:
+    """One input's part labels, at the input's own resolution (every point, or every mesh vertex).
+
+    ``labels`` index ``classes`` (``Category/part`` names); ``face_labels`` is set for
+    meshes. ``geometry`` is the input as read, so a writer can put labels beside it.
+    """
+
+    path: str
+    classes: list[str] = field(default_factory=list, repr=False)
+    category: str | None = None
+    labels: np.ndarray | None = None
+    scores: np.ndarray | None = None
+    face_labels: np.ndarray | None = None
+    geometry: Geometry | None = field(default=None, repr=False)
+    error: str | None = None
+
+    def part_counts(self) -> dict[str, int]:
+        """Points per predicted part, by part name."""
+        if self.labels is None:
+            return {}
+        values, counts = np.unique(self.labels, return_counts=True)
+        return {self.classes[v].split("/", 1)[-1]: int(c) for v, c in zip(values, counts)}
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary (no per-point arrays)."""
+        if self.error:
+            return {"input": self.path, "error": self.error}
+        return {"input": self.path, "category": self.category, "points": int(len(self.labels)), "parts": self.part_counts()}
+
+
+def nearest(queries: np.ndarray, references: np.ndarray) -> np.ndarray:
+    """Index of each query's nearest reference point (kd-tree with torch-cluster, else blockwise exact)."""
+    refs, qry = (torch.from_numpy(np.asarray(a, dtype=np.float32))[None] for a in (references, queries))
+    return knn(refs, 1, qry)[0, :, 0].numpy()
+
+
+def segment_geometry(model: LoadedModel, geometry: Geometry, seed: int = 0) -> Segmentation:
+    """Label every point (mesh: vertex and face) of one geometry.
+
+    The network sees an FPS sample of ``model.input_points``; each input point then takes
+    the label of its nearest sample. Distances do not change under rotation, reflection
+    or scaling, so the carried-back labels stay invariant, and they follow any
+    permutation of the input points.
+    """
+    normalised = normalize_unit_sphere(geometry.points)[0]
+    cloud = network_cloud(normalised, geometry.faces, model.input_points, seed)
+    categories, category_of = part_categories(model.classes)
+    decoded = decode(predict_logits(model, torch.from_numpy(cloud)[None]), category_of)
+    labels, scores = decoded.labels[0].numpy(), decoded.scores[0].numpy()
+    index = nearest(normalised, cloud)
+    face_labels = None
+    if geometry.faces is not None and len(geometry.faces):
+        face_labels = labels[nearest(normalised[geometry.faces].mean(axis=1), cloud)]
+    return Segmentation(
+        path=geometry.path, classes=model.classes, category=categories[int(decoded.category[0])],
+        labels=labels[index], scores=scores[index], face_labels=face_labels, geometry=geometry,
+    )
+
+
+def segment(
+    inputs: Input | Iterable[Input],
+    model: LoadedModel | str = DEFAULT_SEGMENTER,
+    *,
+    device: str = "auto",
+    seed: int = 0,
+    max_points: int | None = None,
+) -> Iterator[Segmentation]:
+    """Part labels for files or (N,3) arrays, one :class:`Segmentation` per input, in order.
+
+    A generator, unlike :func:`classify`: each result holds a label per input point, and
+    a folder of million-point scans must not be held in memory at once. A bad input
+    yields a result with ``error`` set.
+    """
+    model = _model_for("segment", model, device)
+    for position, item in enumerate(_items(inputs)):
+        name = _name(item, position)
+        try:
+            geometry = as_geometry(item, name, max_points)
+        except GeometryError as error:
+            yield Segmentation(path=name, error=str(error))
+            continue
+        yield segment_geometry(model, geometry, seed)
 
 
 def as_geometry(item: Input, name: str, max_points: int | None = None) -> Geometry:

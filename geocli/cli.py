@@ -52,14 +52,43 @@ def _stderr_console():
     return Console(stderr=True)
 
 
-def _load(model: str, device: str):
+def _load(model: str, device: str, task: str | None = None):
+    """Load a model for a command; unknown names, bad files and the wrong task are usage errors."""
     from geocli.api import load_model
     from geocli.zoo import ModelError
 
     try:
-        return load_model(model, device=device)
+        loaded = load_model(model, device=device)
     except (ModelError, ValueError, RuntimeError) as error:
         fail_usage(str(error))
+    if task and loaded.task != task:
+        fail_usage(f"model {loaded.name!r} is a {loaded.task} model; use it with `geocli {loaded.task}`")
+    return loaded
+
+
+class _StopOnSignal:
+    """Turn SIGINT/SIGTERM into a request that a batch honours between two inputs.
+
+    Stopping only between inputs means every output reported is complete (outputs are
+    also written atomically), so the count printed on exit is exactly what was done.
+    """
+
+    def __enter__(self) -> "_StopOnSignal":
+        import signal
+
+        self.requested: list[int] = []
+        self.previous = {s: signal.signal(s, lambda number, frame: self.requested.append(number)) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def check(self) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
 
 
 def _collect_inputs(paths: list[str], recursive: bool) -> tuple[list[str], list[Any]]:
@@ -95,7 +124,7 @@ def classify(
 ) -> None:
     """Predict the object class of each input, whatever its orientation."""
     files, bad = _collect_inputs(paths, recursive)
-    loaded = _load(model, device)
+    loaded = _load(model, device, "classify")
     from geocli.api import classify as run_classify
 
     failures = len(bad)
@@ -122,26 +151,20 @@ def classify(
     if output_format == OutputFormat.csv:
         sys.stdout.write("path,label,score,top_k,error\n")
     done = 0
-    stop_requested: list[int] = []
+    with _StopOnSignal() as stop, _progress(len(files), "classifying") as advance:
 
-    def on_result(prediction) -> None:
-        nonlocal done
-        emit(prediction)
-        done += 1
-        advance()
-        if stop_requested:  # stop between results, so the count printed matches what was written
-            raise KeyboardInterrupt
+        def on_result(prediction) -> None:
+            nonlocal done
+            emit(prediction)
+            done += 1
+            advance()
+            stop.check()
 
-    import signal
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda number, frame: stop_requested.append(number))
-    try:
-        with _progress(len(files), "classifying") as advance:
+        try:
             run_classify(files, loaded, top_k=top_k, batch_size=batch_size, seed=seed, max_points=max_points, on_result=on_result)
-    except KeyboardInterrupt:
-        report_error(f"interrupted after {done} of {len(files)} files; the results above are complete")
-        raise typer.Exit(130) from None
+        except KeyboardInterrupt:
+            report_error(f"interrupted after {done} of {len(files)} files; the results above are complete")
+            raise typer.Exit(130) from None
     if output_format == OutputFormat.json:
         typer.echo(json.dumps(streamed, indent=2))
     elif output_format == OutputFormat.table:
@@ -182,6 +205,82 @@ def _print_table(records: list[dict[str, Any]]) -> None:
     Console().print(table)
 
 
+class SegmentFormat(str, Enum):
+    ply = "ply"
+    npy = "npy"
+    csv = "csv"
+
+
+@app.command()
+def segment(
+    paths: Annotated[list[str], typer.Argument(help="Files, folders, globs, or '-' to read paths from stdin.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the labelled files (mirrors the inputs' folders).")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Shipped segmenter name, or path to your own .json card.")] = "fa-edge-psb",
+    output_format: Annotated[SegmentFormat, typer.Option("--format", "-f", help="Labelled output file format.")] = SegmentFormat.ply,
+    per_face: Annotated[bool, typer.Option("--per-face", help="Meshes: keep the faces, with a label and colour per face (PLY).")] = False,
+    scores: Annotated[bool, typer.Option("--scores", help="Add each point's label probability.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Skip inputs whose output already exists.")] = False,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Seed of mesh surface sampling.")] = 0,
+    max_points: Annotated[Optional[int], typer.Option(min=1, help="Refuse files with more points (default: geocli.io's limit).")] = None,
+) -> None:
+    """Label every point of each input with its part, whatever its orientation; one JSON line per file on stdout."""
+    from geocli.outputs import output_paths
+
+    if per_face and output_format != SegmentFormat.ply:
+        fail_usage("--per-face needs --format ply (only PLY holds faces)")
+    files, bad = _collect_inputs(paths, recursive)
+    loaded = _load(model, device, "segment")
+    from geocli.api import segment as run_segment
+    from geocli.io.writers import write_labeled
+
+    failures = len(bad)
+    for item in bad:
+        report_error(item.error)
+    targets = output_paths(files, out, output_format.value)
+    todo = []
+    for path in files:
+        target = targets[path]
+        if isinstance(target, str):  # refused: the output would replace an input
+            failures += 1
+            report_error(target)
+        elif resume and target.exists():
+            sys.stdout.write(json.dumps({"input": path, "output": str(target), "skipped": "output exists (--resume)"}) + "\n")
+        else:
+            todo.append(path)
+    done = 0
+    with _StopOnSignal() as stop, _progress(len(todo), "segmenting") as advance:
+        try:
+            for result in run_segment(todo, loaded, seed=seed, max_points=max_points):
+                if result.error:
+                    failures += 1
+                    report_error(result.error)
+                else:
+                    geometry, target = result.geometry, targets[result.path]
+                    mesh = per_face and result.face_labels is not None
+                    try:
+                        write_labeled(
+                            target, geometry.points, result.labels, scores=result.scores if scores else None,
+                            faces=geometry.faces if mesh else None, face_labels=result.face_labels if mesh else None,
+                            fmt=output_format.value,
+                        )
+                    except OSError as error:
+                        failures += 1
+                        report_error(f"{result.path}: cannot write {target} ({error.strerror or error})")
+                    else:
+                        sys.stdout.write(json.dumps({**result.to_dict(), "output": str(target)}) + "\n")
+                sys.stdout.flush()
+                done += 1
+                advance()
+                stop.check()
+        except KeyboardInterrupt:
+            report_error(f"interrupted after {done} of {len(todo)} files; finished outputs are complete, "
+                         "run again with --resume to do the rest")
+            raise typer.Exit(130) from None
+    raise typer.Exit(1 if failures else 0)
+
+
 @app.command()
 def info(files: Annotated[list[str], typer.Argument(help="Geometry files.")]) -> None:
     """Print points, faces, bounds and attributes of each file as JSON."""
@@ -217,58 +316,85 @@ def models(
     if as_json:
         typer.echo(json.dumps(cards, indent=2))
         return
-    header = ["name", "family", "task", "classes", "points", "z/z %", "z/SO3 %", "SO3/SO3 %", "agreement %", "epochs", "MB"]
-    rows = [_model_row(card) for card in cards]
-    if markdown:
-        typer.echo("\n".join("| " + " | ".join(row) + " |" for row in [header, ["---"] * len(header), *rows]))
-        return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(*header)
-    for row in rows:
-        table.add_row(*row)
-    Console().print(table)
+    for task, (title, header, row) in MODEL_TABLES.items():
+        rows = [row(card) for card in cards if card["task"] == task]
+        if not rows:
+            continue
+        if markdown:
+            lines = [header, ["---"] * len(header), *rows]
+            typer.echo(f"**{title}**\n\n" + "\n".join("| " + " | ".join(line) + " |" for line in lines) + "\n")
+        else:
+            table = Table(*header, title=title)
+            for cells in rows:
+                table.add_row(*cells)
+            Console().print(table)
 
 
-def _model_row(card: dict[str, Any]) -> list[str]:
-    """One model's summary; every figure is read from the card's eval-produced metrics."""
-    metrics = card.get("metrics", {})
-    protocols = metrics.get("protocols", {})
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}"
 
-    def percent(value: float | None) -> str:
-        return "-" if value is None else f"{value * 100:.1f}"
 
-    accuracy = [percent(protocols.get(p, {}).get("overall_accuracy")) for p in ("z/z", "z/SO3", "SO3/SO3")]
-    agreement = percent(metrics.get("rotation_agreement", {}).get("agreement"))
-    return [card["name"], card["family"], card["task"], str(len(card["classes"])), str(card["input_points"]),
-            *accuracy, agreement, str(card.get("training", {}).get("epochs_trained", "-")), f"{card['weights']['bytes'] / 1e6:.1f}"]
+def _card_common(card: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Columns every model has: identity first, training size last."""
+    head = [card["name"], card["family"], str(len(card["classes"])), str(card["input_points"])]
+    tail = [_percent(card.get("metrics", {}).get("rotation_agreement", {}).get("agreement")),
+            str(card.get("training", {}).get("epochs_trained", "-")), f"{card['weights']['bytes'] / 1e6:.1f}"]
+    return head, tail
+
+
+def _classifier_row(card: dict[str, Any]) -> list[str]:
+    """One classifier's summary; every figure is read from the card's eval-produced metrics."""
+    protocols = card.get("metrics", {}).get("protocols", {})
+    head, tail = _card_common(card)
+    return [*head, *(_percent(protocols.get(p, {}).get("overall_accuracy")) for p in ("z/z", "z/SO3", "SO3/SO3")), *tail]
+
+
+def _segmenter_row(card: dict[str, Any]) -> list[str]:
+    """One segmenter's summary: point accuracy as given and under SO3, then SO3 mean IoUs."""
+    protocols = card.get("metrics", {}).get("protocols", {})
+    so3 = protocols.get("SO3", {})
+    head, tail = _card_common(card)
+    return [*head, _percent(protocols.get("as given", {}).get("point_accuracy")), _percent(so3.get("point_accuracy")),
+            _percent(so3.get("category_miou")), _percent(so3.get("instance_miou")), *tail]
+
+
+MODEL_TABLES = {
+    "classify": ("Classifiers (ModelNet40 test, overall accuracy)",
+                 ["name", "family", "classes", "points", "z/z %", "z/SO3 %", "SO3/SO3 %", "agreement %", "epochs", "MB"], _classifier_row),
+    "segment": ("Part segmenters (Labeled PSB test, no category given)",
+                ["name", "family", "parts", "points", "accuracy as given %", "accuracy SO3 %", "category mIoU SO3 %",
+                 "instance mIoU SO3 %", "agreement %", "epochs", "MB"], _segmenter_row),
+}
 
 
 @app.command()
 def train(
     out: Annotated[Path, typer.Option(help="Run folder: checkpoints, log; re-running resumes it.")],
-    family: Annotated[str, typer.Option(help="Network family.")] = "frame_averaging",
-    data: Annotated[Optional[Path], typer.Option(help="ModelNet40 folder (default ../shared/data/modelnet40).")] = None,
+    dataset: Annotated[str, typer.Option(help="modelnet40 (trains a classifier) or psb (a part segmenter).")] = "modelnet40",
+    family: Annotated[Optional[str], typer.Option(help="Network family (default frame_averaging).")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="Data folder (default ../shared/data/<dataset>).")] = None,
     epochs: Annotated[Optional[int], typer.Option(min=1)] = None,
     batch_size: Annotated[Optional[int], typer.Option(min=2)] = None,
     points: Annotated[Optional[int], typer.Option(min=32, help="Input points per shape.")] = None,
     lr: Annotated[Optional[float], typer.Option()] = None,
     seed: Annotated[Optional[int], typer.Option()] = None,
-    init: Annotated[Optional[Path], typer.Option(help="Start from these weights (e.g. a shipped .safetensors).")] = None,
+    init: Annotated[Optional[Path], typer.Option(help="Start from these weights (e.g. a shipped .safetensors; a classifier's trunk for a segmenter).")] = None,
     hparams: Annotated[Optional[str], typer.Option(help="Network hyper-parameters as JSON.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
 ) -> None:
-    """Train a classifier on ModelNet40 (resumable, seeded); select on a validation split."""
-    import dataclasses
-
+    """Train a classifier (ModelNet40) or segmenter (Labeled PSB); resumable, seeded, selected on a validation split."""
     from geocli.api import resolve_device
-    from geocli.train import TrainConfig
+    from geocli.data import DATASETS
+    from geocli.train import recipe
     from geocli.train import train as run_train
 
-    overrides = {"family": family, "epochs": epochs, "batch_size": batch_size, "points": points, "lr": lr, "seed": seed,
-                 "init": str(init) if init else None, "hparams": json.loads(hparams) if hparams else None}
-    config = dataclasses.replace(TrainConfig(), **{k: v for k, v in overrides.items() if v is not None})
+    if dataset not in DATASETS:
+        fail_usage(f"unknown dataset {dataset!r}; known: {', '.join(sorted(DATASETS))}")
+    config = recipe(dataset, family=family, epochs=epochs, batch_size=batch_size, points=points, lr=lr, seed=seed,
+                    init=str(init) if init else None, hparams=json.loads(hparams) if hparams else None)
     try:
         target = str(resolve_device(device))
     except ValueError as error:
@@ -294,24 +420,28 @@ def export(
 def evaluate(
     model: Annotated[str, typer.Argument(help="Model name or path to its .json card.")],
     out: Annotated[Optional[Path], typer.Option(help="Write the JSON report here (default: stdout).")] = None,
-    data: Annotated[Optional[Path], typer.Option(help="ModelNet40 folder (default ../shared/data/modelnet40).")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="Data folder (default: the model's data set under ../shared/data).")] = None,
     update_card: Annotated[bool, typer.Option(help="Copy the figures onto the model's card.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the protocol rotations.")] = 0,
     limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N test shapes (smoke tests; never on cards).")] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
 ) -> None:
-    """Accuracy under z/z, z/SO3 and SO3/SO3 with seeded rotations, as one JSON report."""
-    from geocli.evaluate import card_metrics, evaluate_classifier
+    """Classifiers: accuracy under z/z, z/SO3, SO3/SO3; segmenters: accuracy and mIoU as given and under SO3. One JSON report."""
+    from geocli.evaluate import card_metrics, evaluate_classifier, evaluate_segmenter
     from geocli.io.atomic import atomic_write
     from geocli.zoo import read_card, resolve, write_card
 
     loaded = _load(model, device)
     console = _stderr_console()
-    report = evaluate_classifier(
-        loaded, data, seed=seed, batch_size=batch_size, limit=limit,
-        progress=lambda name, done, total: console.print(f"{name}: {done}/{total}", end="\r") if console.is_terminal else None,
-    )
+    progress = (lambda name, done, total: console.print(f"{name}: {done}/{total}", end="\r")) if console.is_terminal else None
+    try:
+        if loaded.task == "classify":
+            report = evaluate_classifier(loaded, data, seed=seed, batch_size=batch_size, limit=limit, progress=progress)
+        else:
+            report = evaluate_segmenter(loaded, data, seed=seed, limit=limit, progress=progress)
+    except (ValueError, FileNotFoundError) as error:
+        fail_usage(str(error))
     text = json.dumps(report, indent=2)
     if out:
         with atomic_write(out, "w") as handle:

@@ -1,4 +1,4 @@
-"""Accuracy under the standard rotation protocols, as one JSON report.
+"""Accuracy (classifiers) and part IoU (segmenters) under rotation protocols, as one JSON report.
 
 A protocol ``train/test`` names the rotations seen in training and at test time. A
 model's card says what it was trained under (``train_rotation``); exactly invariant
@@ -7,6 +7,10 @@ three protocols apply to them and differ only in the test rotations drawn. Each
 protocol draws its own seeded rotation per test shape, so the three figures are
 independent measurements, and the *agreement* (the share of shapes whose prediction
 is the same under every protocol's rotation) measures invariance directly.
+
+Segmenters are scored on the Labeled PSB test split through the same path as
+``geocli segment`` (sample, predict, carry labels back to all 2,048 stored points), once
+on the shapes as given and once under seeded SO(3) rotations.
 """
 
 from __future__ import annotations
@@ -18,27 +22,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from geocli.api import predict_logits
+from geocli.api import predict_logits, segment_geometry
+from geocli.data import psb
 from geocli.data.modelnet40 import class_names, default_root, load_split
 from geocli.geometry.rotations import random_rotations, rotate
+from geocli.io import Geometry
+from geocli.metrics import accuracy_report, segmentation_report
+from geocli.parts import part_categories
 from geocli.zoo import LoadedModel, sha256_of
 
 PROTOCOLS = {"z/z": "z", "z/SO3": "so3", "SO3/SO3": "so3"}
+SEGMENTATION_PROTOCOLS = {"as given": "none", "SO3": "so3"}
 TRAIN_ROTATIONS = {"invariant": ("z/z", "z/SO3", "SO3/SO3"), "z": ("z/z", "z/SO3"), "so3": ("SO3/SO3",)}
 
 
 def protocols_for(card: dict[str, Any]) -> tuple[str, ...]:
     return TRAIN_ROTATIONS[card.get("training", {}).get("train_rotation", "invariant")]
-
-
-def accuracy_report(labels: np.ndarray, predictions: np.ndarray, classes: list[str]) -> dict[str, Any]:
-    """Overall accuracy, mean per-class accuracy and each class's accuracy."""
-    per_class = {name: float((predictions[labels == i] == i).mean()) for i, name in enumerate(classes) if (labels == i).any()}
-    return {
-        "overall_accuracy": float((predictions == labels).mean()),
-        "mean_class_accuracy": float(np.mean(list(per_class.values()))),
-        "per_class_accuracy": per_class,
-    }
 
 
 def evaluate_classifier(
@@ -96,6 +95,57 @@ def evaluate_classifier(
     }
 
 
+def evaluate_segmenter(
+    model: LoadedModel,
+    data_root: Path | None = None,
+    *,
+    seed: int = 0,
+    limit: int | None = None,
+    progress=None,
+) -> dict[str, Any]:
+    """Per-point accuracy and mean IoUs on the Labeled PSB test split, as given and under SO(3)."""
+    data_root = data_root or psb.default_root()
+    if psb.class_names(data_root) != model.classes:
+        raise ValueError("the model's classes are not Labeled PSB's parts: evaluate it on its own data")
+    test = psb.load_split("test", data_root)
+    if limit is not None:
+        test = test.subset(np.arange(min(limit, len(test))))
+    categories, category_of = part_categories(model.classes)
+    started = time.perf_counter()
+    results: dict[str, Any] = {}
+    all_labels = []
+    for offset, name in enumerate(SEGMENTATION_PROTOCOLS):
+        rotations = random_rotations(len(test), SEGMENTATION_PROTOCOLS[name], seed=seed + offset)
+        clouds = rotate(torch.from_numpy(test.points).double(), rotations).numpy()
+        predictions, predicted_categories = [], []
+        for index, (cloud, shape) in enumerate(zip(clouds, test.names)):
+            result = segment_geometry(model, Geometry(path=str(shape), points=cloud, faces=None, normals=None, colors=None), seed=seed)
+            predictions.append(result.labels)
+            predicted_categories.append(categories.index(result.category))
+            if progress:
+                progress(name, index + 1, len(test))
+        all_labels.append(np.stack(predictions))
+        results[name] = segmentation_report(list(test.labels), predictions, categories, category_of.numpy(), np.array(predicted_categories))
+    stacked = np.stack(all_labels)
+    return {
+        "model": model.name,
+        "weights_sha256": model.card["weights"]["sha256"],
+        "task": "segment",
+        "dataset": {"name": "Labeled PSB", "split": "test", "shapes": len(test), "points_per_shape": int(test.points.shape[1]), "complete": limit is None},
+        "data_sha256": {"points_2048.npz": sha256_of(data_root / "points_2048.npz")},
+        "seed": seed,
+        "protocols": results,
+        "rotation_agreement": {
+            "rotations_per_shape": len(SEGMENTATION_PROTOCOLS),
+            "agreement": float((stacked == stacked[0]).all(axis=0).mean()),
+            "unit": "points",
+        },
+        "seconds": round(time.perf_counter() - started, 1),
+        "device": str(next(model.net.parameters()).device),
+        "torch": torch.__version__,
+    }
+
+
 def card_metrics(report: dict[str, Any]) -> dict[str, Any]:
     """The part of a report that goes on a model card (per-class figures stay in the report)."""
     if not report["dataset"]["complete"]:
@@ -104,7 +154,7 @@ def card_metrics(report: dict[str, Any]) -> dict[str, Any]:
         "dataset": report["dataset"],
         "seed": report["seed"],
         "protocols": {
-            name: {k: round(v, 4) for k, v in figures.items() if k != "per_class_accuracy"}
+            name: {k: round(v, 4) for k, v in figures.items() if not k.startswith("per_")}
             for name, figures in report["protocols"].items()
         },
         "rotation_agreement": report["rotation_agreement"],

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from safetensors.torch import load_file
 
+from geocli.data import TASK
 from geocli.nets.registry import create_model
 from geocli.zoo import save_model
 
@@ -18,33 +19,44 @@ DESCRIPTIONS = {
     "frame_averaging": "Frame Averaging (Puny et al. 2022) over the PCA frames of the cloud (sign ambiguities averaged) "
     "around a static-graph edge-convolution backbone; exactly invariant to rotations, reflections, translation, "
     "scale and point order.",
+    "tinvnn": "TinvNN (Zhang et al.): the cloud replaced by its modified-MDS coordinates (principal axes, signs fixed by "
+    "odd moments, unit scale), one pass of the shared static-graph edge-convolution backbone; exactly invariant to "
+    "rotations, reflections, translation, scale and point order.",
 }
+TRAINING_DATA = {
+    "modelnet40": "ModelNet40 (official train split, 1,024 points a shape) minus a stratified validation split",
+    "psb": "Labeled PSB training meshes (15 per category) minus a validation split stratified by category; "
+    "the stored 2,048-point clouds plus fresh surface samplings of each mesh",
+}
+SELECTED_ON = {"classify": "validation accuracy (view-averaged)", "segment": "validation mean IoU over categories"}
 
 
 def export_run(run: Path, name: str, out: Path, note: str = "") -> Path:
     """Write ``out/<name>.safetensors`` and ``out/<name>.json`` from ``run``'s best epoch."""
     meta = json.loads((run / "state.json").read_text())
     config = meta["config"]
-    net = create_model(config["family"], len(meta["classes"]), config["hparams"])
+    dataset = config.get("dataset", "modelnet40")
+    task = TASK[dataset]
+    net = create_model(config["family"], len(meta["classes"]), config["hparams"], task=task)
     net.load_state_dict(load_file(run / "best.safetensors"))
     card = {
         "name": name,
         "family": config["family"],
-        "task": "classify",
+        "task": task,
         "description": DESCRIPTIONS.get(config["family"], ""),
         "hparams": config["hparams"],
         "classes": meta["classes"],
         "input_points": config["points"],
         "parameters": sum(p.numel() for p in net.parameters()),
         "training": {
-            "dataset": "ModelNet40 (official train split, 1,024 points a shape) minus a stratified validation split",
+            "dataset": TRAINING_DATA[dataset],
             "validation_fraction": config["val_fraction"],
             "train_rotation": "invariant",
             "recipe": config,
             "epochs_trained": meta["epoch"],
             "selected_epoch": meta["best_epoch"],
-            "selected_on": "validation accuracy (frame-averaged)",
-            "best_validation_accuracy": round(meta["best_val"], 4),
+            "selected_on": SELECTED_ON[task],
+            "best_validation_score": round(meta["best_val"], 4),
             "started_from": config.get("init") or "random initialisation",
             "history": meta["history"],
             "note": note,

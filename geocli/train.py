@@ -1,4 +1,4 @@
-"""Training of invariant classifiers on ModelNet40: cached preprocessing, resumable, seeded.
+"""Training of invariant classifiers (ModelNet40) and segmenters (Labeled PSB): cached, resumable, seeded.
 
 Every preprocessing step of an invariant model (farthest point sampling, the
 canonical frame, the kNN graph) depends only on the cloud, not on how it is
@@ -29,17 +29,14 @@ import torch
 from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
-from geocli.data.modelnet40 import (
-    PointSet,
-    class_names,
-    default_root,
-    load_split,
-    validation_split,
-)
-from geocli.geometry.resample import fps_resample
+from geocli.data import TASK, dataset
+from geocli.data.pointset import PointSet, validation_split
 from geocli.io.atomic import atomic_write
+from geocli.metrics import segmentation_report
 from geocli.nets.invariant import InvariantNet
 from geocli.nets.registry import create_model
+from geocli.ops import farthest_point_sample
+from geocli.parts import decode, part_categories
 
 Log = Callable[[str], None]
 RESUMABLE_CHANGES = ("epochs", "validate_after")
@@ -49,6 +46,7 @@ RESUMABLE_CHANGES = ("epochs", "validate_after")
 class TrainConfig:
     """Everything that defines a training run; written to the run folder and the model card."""
 
+    dataset: str = "modelnet40"  # modelnet40 trains a classifier, psb a segmenter
     family: str = "frame_averaging"
     hparams: dict = field(default_factory=lambda: {"group": "O3", "k": 16, "widths": [32, 48, 96, 192], "embedding": 384})
     points: int = 512
@@ -64,42 +62,85 @@ class TrainConfig:
     validate_after: float = 0.8  # share of epochs before validation starts: early epochs are never the best
     seed: int = 0
     init: str | None = None  # weights to start from, e.g. a shipped checkpoint
+    resamples: int = 0  # extra surface samplings of each training mesh (data sets with meshes only)
 
     def to_json(self) -> dict:
         """Plain JSON values (tuples become lists), so a saved config compares equal to a live one."""
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
 
+# What differs from the defaults when a data set is named; the command line starts from these.
+RECIPES: dict[str, dict] = {
+    "modelnet40": {},
+    "psb": {"points": 1024, "batch_size": 16, "epochs": 12, "resamples": 7, "label_smoothing": 0.1, "val_fraction": 0.2, "validate_after": 0.3},
+}
+
+
+def recipe(dataset_name: str, **overrides) -> TrainConfig:
+    """The default configuration for a data set, with ``overrides`` (None values ignored)."""
+    return TrainConfig(dataset=dataset_name, **{**RECIPES[dataset_name], **{k: v for k, v in overrides.items() if v is not None}})
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("GEOCLI_CACHE", Path.home() / ".cache" / "geocli"))
 
 
-def preprocess(model: InvariantNet, clouds: np.ndarray, points: int, chunk: int = 256) -> tuple[Tensor, Tensor]:
-    """Sampled, canonicalised clouds and their kNN graphs: (S,n,3) float32, (S,n,k) int16."""
-    canonical, graphs = [], []
+def preprocess(model: InvariantNet, clouds: np.ndarray, points: int, chunk: int = 256) -> dict[str, Tensor]:
+    """FPS subsets of the clouds in canonical coordinates, their kNN graphs and the chosen indices.
+
+    Returns ``canonical`` (S,n,3) float32, ``neighbors`` (S,n,k) int16 and ``index``
+    (S,n) int32 (which input point each row is, to pick per-point labels).
+    """
+    out: dict[str, list[Tensor]] = {"canonical": [], "neighbors": [], "index": []}
     with torch.no_grad():
         for start in range(0, len(clouds), chunk):
-            sampled = fps_resample(torch.from_numpy(clouds[start : start + chunk]), points)
-            canonical.append(model.frontend.canonical(sampled).float())
-            graphs.append(model.neighbors(sampled).to(torch.int16))
-    return torch.cat(canonical), torch.cat(graphs)
+            raw = torch.from_numpy(clouds[start : start + chunk])
+            if raw.shape[1] > points:
+                index = farthest_point_sample(raw, points)
+            else:
+                index = torch.arange(raw.shape[1]).expand(raw.shape[0], -1)
+            sampled = torch.gather(raw, 1, index.unsqueeze(-1).expand(-1, -1, 3))
+            out["canonical"].append(model.frontend.canonical(sampled).float())
+            out["neighbors"].append(model.neighbors(sampled).to(torch.int16))
+            out["index"].append(index.to(torch.int32))
+    return {key: torch.cat(value) for key, value in out.items()}
 
 
-def cached_preprocess(model: InvariantNet, data: PointSet, points: int, tag: str, log: Log) -> tuple[Tensor, Tensor]:
+def cached_preprocess(model: InvariantNet, data: PointSet, points: int, tag: str, log: Log) -> dict[str, Tensor]:
     """:func:`preprocess` memoised on disk by content, front-end and sizes."""
     digest = hashlib.sha256()
     digest.update(data.points.tobytes())
-    digest.update(json.dumps([type(model.frontend).__name__, vars(model.frontend).get("group"), points, model.trunk.config.k]).encode())
+    digest.update(json.dumps([2, type(model.frontend).__name__, vars(model.frontend).get("group"), points, model.trunk.config.k]).encode())
     path = cache_dir() / f"{tag}-{digest.hexdigest()[:16]}.safetensors"
     if path.is_file():
-        cached = load_file(path)
-        return cached["canonical"], cached["neighbors"]
+        return load_file(path)
     started = time.perf_counter()
-    canonical, graphs = preprocess(model, data.points, points)
+    tensors = preprocess(model, data.points, points)
     with atomic_write(path) as handle:
-        handle.write(_safetensors_bytes({"canonical": canonical, "neighbors": graphs}))
+        handle.write(_safetensors_bytes(tensors))
     log(f"preprocessed {len(data)} {tag} shapes in {time.perf_counter() - started:.0f}s -> {path}")
-    return canonical, graphs
+    return tensors
+
+
+def targets(data: PointSet, index: Tensor) -> Tensor:
+    """Shape labels as they are; per-point labels picked at the sampled points."""
+    labels = torch.from_numpy(data.labels)
+    return labels if labels.ndim == 1 else torch.gather(labels, 1, index.long())
+
+
+def load_init(model: nn.Module, path: str, log: Log) -> None:
+    """Start from another model's weights: every tensor whose name and shape match.
+
+    A segmenter can so start from a classifier's trunk (the heads differ); loading
+    nothing at all is an error, not a silent random start.
+    """
+    own = model.state_dict()
+    given = load_file(path)
+    matched = {k: v for k, v in given.items() if k in own and own[k].shape == v.shape}
+    if not any(k.startswith("trunk.") for k in matched):
+        raise ValueError(f"{path}: no trunk weights match this network; cannot start from it")
+    model.load_state_dict(matched, strict=False)
+    log(f"initialised {len(matched)} of {len(own)} tensors from {path}")
 
 
 def _safetensors_bytes(tensors: dict[str, Tensor]) -> bytes:
@@ -129,13 +170,24 @@ def learning_rate(config: TrainConfig, progress: float) -> float:
 
 
 @torch.no_grad()
-def predict_cached(model: InvariantNet, canonical: Tensor, neighbors: Tensor, batch_size: int = 64) -> Tensor:
-    """Frame-averaged logits for cached canonical clouds."""
+def predict_cached(model: InvariantNet, cached: dict[str, Tensor], device: str, batch_size: int = 64) -> Tensor:
+    """View-averaged outputs for cached canonical clouds, gathered on the CPU."""
     model.eval()
+    canonical, neighbors = cached["canonical"], cached["neighbors"]
     return torch.cat([
-        model.average_views(canonical[i : i + batch_size], neighbors[i : i + batch_size].long())
+        model.average_views(canonical[i : i + batch_size].to(device), neighbors[i : i + batch_size].long().to(device)).float().cpu()
         for i in range(0, len(canonical), batch_size)
     ])
+
+
+def validation_score(model: InvariantNet, cached: dict[str, Tensor], labels: Tensor, classes: list[str], device: str, batch_size: int) -> float:
+    """What selects the model: accuracy for classifiers, mean IoU over categories for segmenters."""
+    outputs = predict_cached(model, cached, device, batch_size)
+    if labels.ndim == 1:
+        return float((outputs.argmax(1) == labels).float().mean())
+    categories, category_of = part_categories(classes)
+    decoded = decode(outputs, category_of)
+    return segmentation_report(list(labels.numpy()), list(decoded.labels.numpy()), categories, category_of.numpy())["category_miou"]
 
 
 def save_state(run: Path, model: nn.Module, optimizer: torch.optim.Optimizer, meta: dict) -> None:
@@ -166,18 +218,24 @@ def load_state(run: Path, model: nn.Module, optimizer: torch.optim.Optimizer) ->
 def train(config: TrainConfig, run: Path, data_root: Path | None = None, device: str = "cpu", log: Log = print) -> dict:
     """Train (or resume) a run in ``run``; returns the final metadata with the history."""
     run.mkdir(parents=True, exist_ok=True)
-    data_root = data_root or default_root()
+    data = dataset(config.dataset)
+    data_root = data_root or data.default_root()
     torch.manual_seed(config.seed)
-    classes = class_names(data_root)
-    model = create_model(config.family, len(classes), config.hparams)
+    classes = data.class_names(data_root)
+    model = create_model(config.family, len(classes), config.hparams, task=TASK[config.dataset])
     if config.init:
-        model.load_state_dict(load_file(config.init))
-    full = load_split("train", data_root)
-    train_idx, val_idx = validation_split(full.labels, config.val_fraction, config.seed)
+        load_init(model, config.init, log)
+    full = data.load_split("train", data_root)
+    groups = full.labels if full.labels.ndim == 1 else np.array([name.split("/")[0] for name in full.names])
+    train_idx, val_idx = validation_split(groups, config.val_fraction, config.seed)
     train_set, val_set = full.subset(train_idx), full.subset(val_idx)
-    train_x, train_g = cached_preprocess(model, train_set, config.points, "modelnet40-train", log)
-    val_x, val_g = cached_preprocess(model, val_set, config.points, "modelnet40-val", log)
-    train_y, val_y = torch.from_numpy(train_set.labels), torch.from_numpy(val_set.labels)
+    if config.resamples:
+        train_set = train_set + data.resampled(train_set, config.resamples, data_root)
+    tag = f"{config.dataset}-{config.family}"
+    train_cache = cached_preprocess(model, train_set, config.points, f"{tag}-train", log)
+    val_cache = cached_preprocess(model, val_set, config.points, f"{tag}-val", log)
+    train_x, train_g = train_cache["canonical"], train_cache["neighbors"]
+    train_y, val_y = targets(train_set, train_cache["index"]), targets(val_set, val_cache["index"])
 
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -185,8 +243,10 @@ def train(config: TrainConfig, run: Path, data_root: Path | None = None, device:
     meta = {"config": config.to_json(), "classes": classes, "epoch": 0, "best_val": -1.0, "best_epoch": 0, "history": []}
     if (run / "state.json").is_file():
         saved = load_state(run, model, optimizer)
-        # the epoch budget may change between sessions (the cosine schedule follows it); nothing else may
-        if {**saved["config"], **{k: meta["config"][k] for k in RESUMABLE_CHANGES}} != meta["config"]:
+        # the epoch budget may change between sessions (the cosine schedule follows it); nothing else may.
+        # Fields added to TrainConfig after a run started take their defaults, which is what the run used.
+        defaults = {k: v for k, v in TrainConfig().to_json().items() if k not in saved["config"]}
+        if {**defaults, **saved["config"], **{k: meta["config"][k] for k in RESUMABLE_CHANGES}} != meta["config"]:
             raise ValueError(f"{run}: existing run has a different configuration; use a new --out folder")
         meta = {**saved, "config": meta["config"]}
         log(f"resuming {run} after epoch {meta['epoch']} (best val {meta['best_val']:.4f} at epoch {meta['best_epoch']})")
@@ -199,7 +259,7 @@ def train(config: TrainConfig, run: Path, data_root: Path | None = None, device:
         generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
         torch.manual_seed(config.seed * 100_003 + epoch)
         order = torch.randperm(len(train_y), generator=generator)
-        started, total_loss, correct = time.perf_counter(), 0.0, 0
+        started, total_loss, correct, seen = time.perf_counter(), 0.0, 0, 0
         for step in range(steps_per_epoch):
             batch = order[step * config.batch_size : (step + 1) * config.batch_size]
             if len(batch) < 2:  # BatchNorm needs two samples
@@ -208,20 +268,21 @@ def train(config: TrainConfig, run: Path, data_root: Path | None = None, device:
                 group["lr"] = learning_rate(config, epoch + step / steps_per_epoch)
             xyz = augment(train_x[batch], signs, config, generator).to(device)
             logits = model.backbone(xyz, train_g[batch].long().to(device))
-            loss = criterion(logits, train_y[batch].to(device))
+            target = train_y[batch]
+            loss = criterion(logits.reshape(-1, logits.shape[-1]), target.reshape(-1).to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             total_loss += loss.item() * len(batch)
-            correct += int((logits.argmax(1).cpu() == train_y[batch]).sum())
+            correct += int((logits.argmax(-1).cpu() == target).sum())
+            seen += target.numel()
             if step % 50 == 0:
                 log(f"epoch {epoch + 1} step {step}/{steps_per_epoch} loss {loss.item():.4f} {time.perf_counter() - started:.0f}s")
         val_acc = None
         if epoch + 1 > config.validate_after * config.epochs or epoch + 1 == config.epochs:
-            val_logits = predict_cached(model, val_x.to(device), val_g.to(device)).cpu()
-            val_acc = float((val_logits.argmax(1) == val_y).float().mean())
+            val_acc = validation_score(model, val_cache, val_y, classes, device, config.batch_size)
         record = {
-            "epoch": epoch + 1, "loss": total_loss / len(train_y), "train_acc": correct / len(train_y),
+            "epoch": epoch + 1, "loss": total_loss / len(train_y), "train_acc": correct / max(seen, 1),
             "val_acc": val_acc, "seconds": time.perf_counter() - started,
         }
         meta["history"].append(record)

@@ -114,6 +114,10 @@ class LoadedModel:
         return self.card["classes"]
 
     @property
+    def task(self) -> str:
+        return self.card.get("task", "classify")
+
+    @property
     def input_points(self) -> int:
         return int(self.card["input_points"])
 
@@ -131,7 +135,10 @@ def load_model(name_or_path: str | os.PathLike = "fa-edge-modelnet40", device: s
         tensors = load_safetensors_bytes(data)
     except Exception as error:  # safetensors raises its own error types
         raise ModelError(f"{weights_path}: corrupt safetensors file ({error})") from None
-    net = create_model(card["family"], len(card["classes"]), card["hparams"])
+    try:
+        net = create_model(card["family"], len(card["classes"]), card["hparams"], task=card.get("task", "classify"))
+    except (ValueError, TypeError) as error:
+        raise ModelError(f"{card_path}: card describes no buildable network ({error})") from None
     expected = net.state_dict()
     if tensors.keys() != expected.keys() or any(tensors[k].shape != expected[k].shape for k in expected):
         raise ModelError(f"{weights_path}: tensors do not match the architecture its card describes")

@@ -11,6 +11,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 MODELNET40 = SHARED / "data" / "modelnet40"
+PSB = SHARED / "data" / "psb"
+TINY_SEGMENTER = '{"group": "O3", "k": 4, "widths": [8, 8], "embedding": 16}'
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +24,45 @@ def modelnet_test() -> dict[str, np.ndarray]:
 @pytest.fixture(autouse=True)
 def _seed_torch() -> None:
     torch.manual_seed(0)
+
+
+def make_tiny_psb(root: Path, categories: tuple[str, ...] = ("Cup", "Glasses", "Plier", "Table"), per_split: int = 3, points: int = 256) -> Path:
+    """A few real PSB shapes (all 94 part names kept, so label ids stay the real ones), meshes included."""
+    import shutil
+
+    root.mkdir(parents=True, exist_ok=True)
+    with np.load(PSB / "points_2048.npz", allow_pickle=False) as data:
+        arrays = {key: data[key] for key in data.files}
+    category = arrays["category_names"][arrays["category"]].astype(str)
+    keep = np.concatenate([
+        np.flatnonzero((category == name) & (arrays["split"].astype(str) == split))[:per_split]
+        for name in categories for split in ("train", "test")
+    ])
+    per_shape = {key: value[keep] for key, value in arrays.items() if len(value) == len(category)}
+    per_shape["points"], per_shape["labels"], per_shape["global_labels"] = (
+        per_shape["points"][:, :points], per_shape["labels"][:, :points], per_shape["global_labels"][:, :points])
+    np.savez(root / "points_2048.npz", **{**arrays, **per_shape})
+    for name in per_shape["shape_names"].astype(str):
+        (root / "meshes" / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(PSB / "meshes" / f"{name}.npz", root / "meshes" / f"{name}.npz")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_segmenter(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A segmenter trained for two epochs on twelve real PSB meshes: (card path, data root)."""
+    from typer.testing import CliRunner
+
+    from geocli.cli import app
+
+    runner = CliRunner()
+    base = tmp_path_factory.mktemp("psb")
+    root = make_tiny_psb(base / "psb")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GEOCLI_CACHE", str(base / "cache"))
+        trained = runner.invoke(app, ["train", "--dataset", "psb", "--out", str(base / "run"), "--data", str(root), "--epochs", "2",
+                                      "--points", "64", "--batch-size", "8", "--hparams", TINY_SEGMENTER, "--device", "cpu"])
+        assert trained.exit_code == 0, trained.output
+    exported = runner.invoke(app, ["export", str(base / "run"), "--name", "tiny-seg", "--out", str(base / "models")])
+    assert exported.exit_code == 0, exported.output
+    return base / "models" / "tiny-seg.json", root

@@ -32,3 +32,14 @@ def test_signal_mid_batch(tmp_path: Path, signum: int) -> None:
     assert "interrupted after" in err and "Traceback" not in err
     done = int(err.split("interrupted after ")[1].split()[0])
     assert len([line for line in lines if line.strip()]) == done < 300
+
+
+def test_interrupted_segment_batch_loses_nothing_and_resumes(tiny_segmenter, tmp_path: Path) -> None:
+    """One seeded trial of benchmarks/interrupt_trials.py (which runs 20), with the tiny segmenter."""
+    sys.path.insert(0, str(SAMPLES.parent / "benchmarks"))
+    from interrupt_trials import prepare, trial
+
+    card, _ = tiny_segmenter
+    scans, reference = prepare(tmp_path, 12, str(card))
+    result = trial(scans, reference, str(card), seed=3, out=tmp_path / "out")
+    assert result["problems"] == [] and 0 < result["finished_before_signal"] <= 12

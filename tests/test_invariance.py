@@ -11,13 +11,16 @@ import pytest
 import torch
 
 from geocli.geometry.rotations import random_rotations, rotate
-from geocli.nets.registry import create_model, list_families
+from geocli.nets.registry import TASKS, create_model, list_families
 
 TOLERANCE = 1e-4
 
 
-def transformed_copies(points: torch.Tensor, count: int, seed: int) -> list[torch.Tensor]:
-    """Random rotations, a reflection every other time, uniform scaling, a translation and a point permutation."""
+def transformed_copies(points: torch.Tensor, count: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Random rotations, a reflection every other time, uniform scaling, a translation and a point permutation.
+
+    Each copy comes with its permutation, so per-point outputs can be compared point by point.
+    """
     generator = torch.Generator().manual_seed(seed)
     rotations = random_rotations(count, "so3", seed=seed)
     reflect = torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64))
@@ -27,19 +30,26 @@ def transformed_copies(points: torch.Tensor, count: int, seed: int) -> list[torc
         scale = 0.1 + 10 * torch.rand(1, generator=generator, dtype=torch.float64).item()
         shift = torch.randn(1, 1, 3, generator=generator, dtype=torch.float64)
         moved = (rotate(points.double(), matrix.expand(len(points), 3, 3)) * scale + shift).to(points.dtype)
-        copies.append(moved[:, torch.randperm(points.shape[1], generator=generator)])
+        order = torch.randperm(points.shape[1], generator=generator)
+        copies.append((moved[:, order], order))
     return copies
+
+
+def output_change(output: torch.Tensor, reference: torch.Tensor, order: torch.Tensor) -> float:
+    """Largest difference; per-point outputs (B,N,C) must follow the points' permutation."""
+    expected = reference if output.ndim == 2 else reference[:, order]
+    return float((output - expected).abs().max())
 
 
 def max_logit_change(net: torch.nn.Module, points: torch.Tensor, count: int = 20, seed: int = 0) -> float:
     with torch.no_grad():
         reference = net(points)
-        return max(float((net(copy) - reference).abs().max()) for copy in transformed_copies(points, count, seed))
+        return max(output_change(net(copy), reference, order) for copy, order in transformed_copies(points, count, seed))
 
 
-def random_network(family: str) -> torch.nn.Module:
+def random_network(family: str, task: str = "classify") -> torch.nn.Module:
     """A network with non-trivial BatchNorm statistics, as after training."""
-    net = create_model(family, 40).eval()
+    net = create_model(family, 40, task=task).eval()
     for module in net.modules():
         if isinstance(module, torch.nn.BatchNorm1d):
             module.running_mean.uniform_(-0.5, 0.5)
@@ -47,16 +57,18 @@ def random_network(family: str) -> torch.nn.Module:
     return net
 
 
+@pytest.mark.parametrize("task", TASKS)
 @pytest.mark.parametrize("family", list_families())
-def test_random_network_is_invariant(family: str, modelnet_test) -> None:
+def test_random_network_is_invariant(family: str, task: str, modelnet_test) -> None:
     points = torch.from_numpy(modelnet_test["points"][:2, :512])
-    assert max_logit_change(random_network(family), points) < TOLERANCE
+    assert max_logit_change(random_network(family, task), points) < TOLERANCE
 
 
+@pytest.mark.parametrize("task", TASKS)
 @pytest.mark.parametrize("family", list_families())
-def test_invariance_check_detects_a_pose_dependent_network(family: str, modelnet_test) -> None:
+def test_invariance_check_detects_a_pose_dependent_network(family: str, task: str, modelnet_test) -> None:
     """Guard against a vacuous test: without its front-end the same backbone is not invariant."""
-    net = random_network(family)
+    net = random_network(family, task)
     points = torch.from_numpy(modelnet_test["points"][:2, :512])
 
     def raw_backbone(clouds: torch.Tensor) -> torch.Tensor:
@@ -64,5 +76,5 @@ def test_invariance_check_detects_a_pose_dependent_network(family: str, modelnet
 
     with torch.no_grad():
         reference = raw_backbone(points)
-        change = max(float((raw_backbone(c) - reference).abs().max()) for c in transformed_copies(points, 3, 1))
+        change = max(output_change(raw_backbone(c), reference, order) for c, order in transformed_copies(points, 3, 1))
     assert change > 10 * TOLERANCE

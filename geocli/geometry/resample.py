@@ -7,6 +7,7 @@ reflected or its points are permuted: resampling keeps the pipeline invariant.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -19,3 +20,19 @@ def fps_resample(points: Tensor, n: int) -> Tensor:
         return points
     index = farthest_point_sample(points, n)
     return torch.gather(points, 1, index.unsqueeze(-1).expand(-1, -1, points.shape[-1]))
+
+
+def radius_stratified(points: np.ndarray, m: int) -> np.ndarray:
+    """An evenly spread ``m``-point subset of a huge cloud, chosen without regard to pose or order.
+
+    Points are ranked by distance from the centroid and every (N/m)-th rank is kept: within
+    each thin shell that is a scattered, density-preserving share of the points, and the
+    ranking (unlike a voxel grid or a random draw) does not change when the cloud is
+    rotated, reflected, scaled or its points permuted. It cuts FPS on a million-point scan
+    from a million distances per pick to ``m``.
+    """
+    if len(points) <= m:
+        return points
+    radius = np.square(points - points.mean(axis=0)).sum(axis=1)
+    order = np.argsort(radius, kind="stable")
+    return points[order[np.linspace(0, len(points) - 1, m).round().astype(np.int64)]]

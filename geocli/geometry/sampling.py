@@ -6,7 +6,12 @@ import numpy as np
 
 
 def sample_surface(vertices: np.ndarray, faces: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
-    """Return ``n`` points spread uniformly over the mesh surface, reproducibly for a ``seed``.
+    """Return ``n`` points spread uniformly over the mesh surface, reproducibly for a ``seed``."""
+    return sample_surface_faces(vertices, faces, n, seed)[0]
+
+
+def sample_surface_faces(vertices: np.ndarray, faces: np.ndarray, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` surface points and the index of the face each lies on (to carry face labels over).
 
     Triangles are drawn with probability proportional to their area (so dense tessellation
     does not bias the cloud), then a point uniformly inside each drawn triangle.
@@ -26,11 +31,12 @@ def sample_surface(vertices: np.ndarray, faces: np.ndarray, n: int, seed: int = 
     if not np.isfinite(total) or total <= 0.0:
         raise ValueError("mesh has zero surface area (degenerate triangles): cannot sample its surface")
     rng = np.random.default_rng(seed)
-    chosen = corners[rng.choice(len(faces), size=n, p=areas / total)]
+    face = rng.choice(len(faces), size=n, p=areas / total)
+    chosen = corners[face]
     # sqrt keeps the density uniform: without it, points crowd towards the first corner.
     root = np.sqrt(rng.random(n))[:, None]
     r2 = rng.random(n)[:, None]
-    return (1.0 - root) * chosen[:, 0] + root * (1.0 - r2) * chosen[:, 1] + root * r2 * chosen[:, 2]
+    return (1.0 - root) * chosen[:, 0] + root * (1.0 - r2) * chosen[:, 1] + root * r2 * chosen[:, 2], face
 
 
 def normalize_unit_sphere(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:

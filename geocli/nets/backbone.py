@@ -135,3 +135,25 @@ class ClassifierHead(nn.Module):
 
     def forward(self, point_features: Tensor, global_features: Tensor) -> Tensor:  # noqa: D102
         return self.mlp(global_features)
+
+
+class SegmentationHead(nn.Module):
+    """Per-point MLP on each point's features joined with the shape's global feature.
+
+    The global part tells a point what shape it belongs to (a leg of a chair, not of a
+    table); it is broadcast, not recomputed, so the head costs two GEMMs per point.
+    """
+
+    def __init__(self, point_channels: int, global_channels: int, num_classes: int, dropout: float = 0.5) -> None:
+        super().__init__()
+        self.point = nn.Linear(point_channels, 256, bias=False)
+        self.shape = nn.Linear(global_channels, 256, bias=False)
+        self.mlp = nn.Sequential(
+            norm_act(256), nn.Dropout(dropout),
+            nn.Linear(256, 128, bias=False), norm_act(128),
+            nn.Linear(128, num_classes),
+        )
+
+    def forward(self, point_features: Tensor, global_features: Tensor) -> Tensor:  # noqa: D102
+        return self.mlp(self.point(point_features) + self.shape(global_features).unsqueeze(1))
+
