@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml scripts/setup.sh
 
 demo: $(STAMP)
 	$(VENV)/bin/geocli classify sample_data/
+	$(VENV)/bin/geocli segment sample_data/human_1.ply sample_data/cow.obj --out demo-output/ --per-face
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from geocli.geometry.resample import fps_resample, radius_stratified
 from geocli.geometry.sampling import normalize_unit_sphere, sample_surface
-from geocli.io import Geometry, GeometryError, read_geometry
+from geocli.io import Geometry, GeometryError, read_geometry, validate_points
 from geocli.ops import knn
 from geocli.parts import decode, part_categories
 from geocli.zoo import LoadedModel
@@ -263,11 +263,10 @@ def as_geometry(item: Input, name: str, max_points: int | None = None) -> Geomet
     """Read a file, or validate an in-memory (N,3) array with the same rules as the readers."""
     if not isinstance(item, np.ndarray):
         return read_geometry(item) if max_points is None else read_geometry(item, max_points=max_points)
-    array = np.asarray(item, dtype=np.float64)
+    try:
+        array = np.asarray(item, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise GeometryError(name, f"expected a numeric (N, 3) array, got dtype {item.dtype}") from None
     if array.ndim != 2 or array.shape[1] < 3:
-        raise GeometryError(f"{name}: expected an (N, 3) array, got shape {array.shape}")
-    if len(array) == 0:
-        raise GeometryError(f"{name}: no points")
-    if not np.isfinite(array[:, :3]).all():
-        raise GeometryError(f"{name}: NaN or Inf coordinates")
-    return Geometry(path=name, points=array[:, :3], faces=None, normals=None, colors=None)
+        raise GeometryError(name, f"expected an (N, 3) array, got shape {array.shape}")
+    return Geometry(path=name, points=validate_points(name, array[:, :3]), faces=None, normals=None, colors=None)

@@ -2,7 +2,8 @@
 
 A missing path or a failing folder is not fatal: it becomes a :class:`BadInput` that the
 command reports like any other bad file, so the rest of the batch still runs.
-Folders are walked without following symbolic links, so a link loop cannot hang a scan.
+Folders are walked, and ``**`` globs expanded, without following symbolic links, so a link
+loop cannot hang a scan; a file link that loops is passed on, and the reader reports it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ import os
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO
+
+from geocli.io.errors import printable_path
 
 GLOB_CHARS = set("*?[")
 
@@ -27,6 +31,14 @@ def _supported(path: str, extensions: tuple[str, ...]) -> bool:
     return path.lower().endswith(extensions)
 
 
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    """``DirEntry.is_dir`` raises for a link loop (ELOOP); such an entry is no folder to list."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
 def _walk(folder: str, recursive: bool, extensions: tuple[str, ...]) -> Iterator[str | BadInput]:
     errors: list[OSError] = []
     if recursive:
@@ -38,7 +50,7 @@ def _walk(folder: str, recursive: bool, extensions: tuple[str, ...]) -> Iterator
         )
     else:
         try:
-            entries = (entry.path for entry in sorted(os.scandir(folder), key=lambda e: e.name) if not entry.is_dir())
+            entries = (entry.path for entry in sorted(os.scandir(folder), key=lambda e: e.name) if not _is_dir(entry))
         except OSError as error:
             errors.append(error)
             entries = iter(())
@@ -46,26 +58,47 @@ def _walk(folder: str, recursive: bool, extensions: tuple[str, ...]) -> Iterator
         if _supported(path, extensions):
             yield path
     for error in errors:
-        yield BadInput(str(error.filename or folder), f"{error.filename or folder}: cannot read folder ({error.strerror})")
+        where = str(error.filename or folder)
+        yield BadInput(where, f"{printable_path(where)}: cannot read folder ({error.strerror})")
+
+
+def _glob(pattern: str) -> list[str]:
+    """Sorted matches of ``pattern``; ``**`` matches folders at any depth but never follows links.
+
+    ``glob.glob(recursive=True)`` follows folder links inside ``**``: a link loop makes it run
+    for hours. ``pathlib``'s ``**`` does not follow them, so patterns holding ``**`` go there,
+    split into the literal folder before the first wildcard and the relative pattern after it.
+    """
+    if "**" not in pattern:
+        return sorted(glob.glob(pattern))
+    parts = Path(pattern).parts
+    first = next(i for i, part in enumerate(parts) if GLOB_CHARS & set(part))
+    base = Path(*parts[:first]) if first else Path()
+    try:
+        return sorted(str(match) for match in base.glob("/".join(parts[first:])))
+    except (OSError, ValueError):  # e.g. an unreadable folder, or a pattern pathlib refuses
+        return []
 
 
 def expand_inputs(
     arguments: Iterable[str], extensions: tuple[str, ...], *, recursive: bool = False, stdin: TextIO | None = None
 ) -> Iterator[str | BadInput]:
-    """Yield input files in argument order; '-' reads newline-separated paths from stdin."""
+    """Yield input files in argument order; '-' reads newline-separated paths from stdin.
+
+    Lines from stdin may end in CRLF (lists written on Windows); the CR is not part of the path.
+    """
     for argument in arguments:
         if argument == "-":
             for line in stdin or sys.stdin:
                 if line.strip():
-                    yield line.rstrip("\n")
+                    yield line.rstrip("\r\n")
         elif os.path.isdir(argument):
             yield from _walk(argument, recursive, extensions)
         elif os.path.lexists(argument) or not GLOB_CHARS & set(argument):
             yield argument  # a file, or a missing path that the reader reports
         else:
-            matches = sorted(glob.glob(argument, recursive=True))
+            matches = _glob(argument)
             if not matches:
-                yield BadInput(argument, f"{argument}: no file matches this pattern")
+                yield BadInput(argument, f"{printable_path(argument)}: no file matches this pattern")
             for match in matches:
                 yield from _walk(match, recursive, extensions) if os.path.isdir(match) else [match]
-

@@ -25,6 +25,7 @@ import torch
 from geocli.api import predict_logits, segment_geometry
 from geocli.data import psb
 from geocli.data.modelnet40 import class_names, default_root, load_split
+from geocli.data.pointset import PointSet
 from geocli.geometry.rotations import random_rotations, rotate
 from geocli.io import Geometry
 from geocli.metrics import accuracy_report, segmentation_report
@@ -76,23 +77,7 @@ def evaluate_classifier(
         predictions = torch.cat(logits).argmax(1).numpy()
         all_predictions.append(predictions)
         results[name] = accuracy_report(test.labels, predictions, model.classes)
-    stacked = np.stack(all_predictions)
-    return {
-        "model": model.name,
-        "weights_sha256": model.card["weights"]["sha256"],
-        "task": "classify",
-        "dataset": {"name": "ModelNet40", "split": "test", "shapes": len(test), "points_per_shape": int(test.points.shape[1]), "complete": limit is None},
-        "data_sha256": {"test.npz": sha256_of(data_root / "test.npz")},
-        "seed": seed,
-        "protocols": results,
-        "rotation_agreement": {
-            "rotations_per_shape": len(protocols),
-            "agreement": float((stacked == stacked[0]).all(axis=0).mean()),
-        },
-        "seconds": round(time.perf_counter() - started, 1),
-        "device": str(next(model.net.parameters()).device),
-        "torch": torch.__version__,
-    }
+    return _report(model, "ModelNet40", test, data_root / "test.npz", limit, seed, results, np.stack(all_predictions), started, "shapes")
 
 
 def evaluate_segmenter(
@@ -126,19 +111,30 @@ def evaluate_segmenter(
                 progress(name, index + 1, len(test))
         all_labels.append(np.stack(predictions))
         results[name] = segmentation_report(list(test.labels), predictions, categories, category_of.numpy(), np.array(predicted_categories))
-    stacked = np.stack(all_labels)
+    return _report(model, "Labeled PSB", test, data_root / "points_2048.npz", limit, seed, results, np.stack(all_labels), started, "points")
+
+
+def _report(
+    model: LoadedModel, dataset: str, test: PointSet, data_file: Path, limit: int | None, seed: int,
+    results: dict[str, Any], stacked: np.ndarray, started: float, unit: str,
+) -> dict[str, Any]:
+    """The report around one evaluation's figures: what was measured, on what, and how long it took.
+
+    ``stacked`` holds the predictions under each protocol (protocol first); agreement is the
+    share of ``unit`` (shapes or points) predicted alike under all of them.
+    """
     return {
         "model": model.name,
         "weights_sha256": model.card["weights"]["sha256"],
-        "task": "segment",
-        "dataset": {"name": "Labeled PSB", "split": "test", "shapes": len(test), "points_per_shape": int(test.points.shape[1]), "complete": limit is None},
-        "data_sha256": {"points_2048.npz": sha256_of(data_root / "points_2048.npz")},
+        "task": model.task,
+        "dataset": {"name": dataset, "split": "test", "shapes": len(test), "points_per_shape": int(test.points.shape[1]), "complete": limit is None},
+        "data_sha256": {data_file.name: sha256_of(data_file)},
         "seed": seed,
         "protocols": results,
         "rotation_agreement": {
-            "rotations_per_shape": len(SEGMENTATION_PROTOCOLS),
+            "rotations_per_shape": len(stacked),
             "agreement": float((stacked == stacked[0]).all(axis=0).mean()),
-            "unit": "points",
+            "unit": unit,
         },
         "seconds": round(time.perf_counter() - started, 1),
         "device": str(next(model.net.parameters()).device),

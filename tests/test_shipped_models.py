@@ -6,19 +6,29 @@ trained models, and a suite that passes without loading one proves nothing.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
-from test_invariance import TOLERANCE, max_logit_change
+from test_invariance import TOLERANCE, max_logit_change, transformed_copies
 
 import geocli
+from geocli.api import segment_geometry
+from geocli.io import Geometry
 from geocli.zoo import list_models, load_model
 
 CARDS = [card for card in list_models() if card["task"] == "classify"]
+SEGMENTERS = [card for card in list_models() if card["task"] == "segment"]
+PSB = Path(__file__).resolve().parents[2] / "shared" / "data" / "psb"
 
 
-def test_a_classifier_is_shipped() -> None:
-    assert {card["family"] for card in CARDS} >= {"frame_averaging"}
+def test_a_classifier_of_every_family_is_shipped() -> None:
+    assert {card["family"] for card in CARDS} >= {"frame_averaging", "tinvnn"}
+
+
+def test_a_segmenter_is_shipped() -> None:
+    assert {card["family"] for card in SEGMENTERS} >= {"frame_averaging"}
 
 
 @pytest.mark.parametrize("card", CARDS, ids=lambda c: c["name"])
@@ -51,3 +61,31 @@ def test_python_api_on_arrays_and_files(modelnet_test, tmp_path) -> None:
     assert len(from_array.top_k) == 3 and from_array.points == model.input_points
     [bad] = geocli.classify(np.zeros((5, 2)), model=model)
     assert bad.error and bad.label is None
+
+
+@pytest.mark.parametrize("card", SEGMENTERS, ids=lambda c: c["name"])
+def test_segmenter_card_figures_come_from_a_complete_eval(card) -> None:
+    metrics = card["metrics"]
+    assert metrics["produced_by"] == "geocli eval" and metrics["dataset"]["complete"] and metrics["dataset"]["shapes"] == 95
+    assert metrics["weights_sha256"] == card["weights"]["sha256"]
+    given, so3 = metrics["protocols"]["as given"], metrics["protocols"]["SO3"]
+    assert abs(given["point_accuracy"] - so3["point_accuracy"]) < 0.01  # exactly invariant: equal within noise
+    assert metrics["rotation_agreement"]["agreement"] > 0.99
+
+
+@pytest.mark.parametrize("card", SEGMENTERS, ids=lambda c: c["name"])
+def test_shipped_segmenter_labels_follow_the_points(card) -> None:
+    """Per-point labels of a real test shape: unchanged by pose, scale and shift, permuted with the points."""
+    model = load_model(card["name"])
+    with np.load(PSB / "points_2048.npz", allow_pickle=False) as data:
+        cloud = torch.from_numpy(data["points"][data["split"].astype(str) == "test"][:1])  # (1, 2048, 3)
+    net_points = cloud[:, : model.input_points]
+    assert max_logit_change(model.net, net_points, count=6, seed=2) < TOLERANCE
+
+    def labels(points: torch.Tensor) -> np.ndarray:
+        geometry = Geometry(path="shape", points=points[0].double().numpy(), faces=None, normals=None, colors=None)
+        return segment_geometry(model, geometry).labels
+
+    reference = labels(cloud)
+    for copy, order in transformed_copies(cloud, count=4, seed=7):
+        assert (labels(copy) == reference[order.numpy()]).mean() > 0.999

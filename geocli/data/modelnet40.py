@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
-from geocli.data.pointset import PointSet
+from geocli.data.pointset import PointSet, shared_data_root
 
 SPLITS = ("train", "test")
 
 
 def default_root() -> Path:
     """``$GEOCLI_MODELNET40``, else ``../shared/data/modelnet40`` beside the repository."""
-    env = os.environ.get("GEOCLI_MODELNET40")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "data" / "modelnet40"
+    return shared_data_root("modelnet40", "GEOCLI_MODELNET40")
 
 
 def class_names(root: Path | None = None) -> list[str]:

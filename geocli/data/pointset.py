@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+
+
+def shared_data_root(name: str, variable: str) -> Path:
+    """``$variable`` if set, else ``../shared/data/<name>`` beside the repository (where CI has it)."""
+    env = os.environ.get(variable)
+    return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "data" / name
 
 
 @dataclass(frozen=True)

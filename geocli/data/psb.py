@@ -9,13 +9,12 @@ same labelled surface.
 
 from __future__ import annotations
 
-import os
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-from geocli.data.pointset import PointSet
+from geocli.data.pointset import PointSet, shared_data_root
 from geocli.geometry.sampling import sample_surface_faces
 
 SPLITS = ("train", "test")
@@ -23,10 +22,7 @@ SPLITS = ("train", "test")
 
 def default_root() -> Path:
     """``$GEOCLI_PSB``, else ``../shared/data/psb`` beside the repository."""
-    env = os.environ.get("GEOCLI_PSB")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "data" / "psb"
+    return shared_data_root("psb", "GEOCLI_PSB")
 
 
 def _archive(root: Path) -> Path:

@@ -6,6 +6,7 @@ from geocli.io.readers import (
     SUPPORTED_EXTENSIONS,
     Geometry,
     read_geometry,
+    validate_points,
 )
 
-__all__ = ["DEFAULT_MAX_POINTS", "SUPPORTED_EXTENSIONS", "Geometry", "GeometryError", "read_geometry"]
+__all__ = ["DEFAULT_MAX_POINTS", "SUPPORTED_EXTENSIONS", "Geometry", "GeometryError", "read_geometry", "validate_points"]

@@ -3,20 +3,24 @@
 Open3D ignores ``tristrips`` elements (the Igea scan stores its faces that way) and
 trimesh 5 loads such files as bare clouds, so the header is parsed here and strips
 are decoded into triangles. The header also gives the vertex count cheaply, so huge
-files are refused before their data are read.
+files are refused before their data are read, and the data size it implies, so truncated
+files and headers that lie about their counts are caught before Open3D reads (and allocates)
+anything: Open3D reads a short count silently and stops, ignoring the rest of the file.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
 from geocli.io.errors import GeometryError
 
 MAX_HEADER_LINES = 1000
+MAX_HEADER_LINE_BYTES = 65536  # bounds what a header read takes from a binary file without newlines
 
 
 _PLY_TYPES = {
@@ -31,6 +35,7 @@ _PLY_TYPES = {
 class _PlyProperty:
     dtype: str  # numpy type code of the value, or of each item of a list
     count_dtype: str | None = None  # numpy type code of a list's length; None for scalars
+    name: str = ""
 
 
 @dataclass
@@ -50,13 +55,28 @@ class PlyHeader:
         return sum(e.count for e in self.elements if e.name == name)
 
 
+def header_lines(path: str, handle: IO[bytes], max_lines: int = MAX_HEADER_LINES) -> Iterator[bytes]:
+    """The first ``max_lines`` lines of ``handle``, each at most ``MAX_HEADER_LINE_BYTES`` long.
+
+    Plain ``readline`` on a binary file with no newline would read the whole file into memory.
+    """
+    for _ in range(max_lines):
+        line = handle.readline(MAX_HEADER_LINE_BYTES)
+        if not line:
+            return
+        if len(line) == MAX_HEADER_LINE_BYTES and not line.endswith(b"\n"):
+            raise GeometryError(path, "invalid header: a line is longer than 64 KiB (binary data?)")
+        yield line
+
+
 def read_header(path: str) -> PlyHeader:
     """Parse the header ourselves: it gives the point count before any data is read."""
     with open(path, "rb") as handle:
-        if handle.readline().strip() != b"ply":
+        lines = header_lines(path, handle, MAX_HEADER_LINES + 1)
+        if next(lines, b"").strip() != b"ply":
             raise GeometryError(path, "not a PLY file: first line is not 'ply'")
         encoding, elements = "", []
-        for line in islice(handle, MAX_HEADER_LINES):
+        for line in lines:
             words = line.decode("ascii", errors="replace").split()
             if words[:1] == ["end_header"]:
                 if encoding not in ("ascii", "binary_little_endian", "binary_big_endian"):
@@ -67,6 +87,8 @@ def read_header(path: str) -> PlyHeader:
                     encoding = words[1]
                 elif words[:1] == ["element"]:
                     elements.append(_PlyElement(words[1], int(words[2])))
+                    if elements[-1].count < 0:
+                        raise ValueError("negative count")
                 elif words[:1] == ["property"]:
                     elements[-1].properties.append(_ply_property(words))
             except (IndexError, KeyError, ValueError):
@@ -76,8 +98,43 @@ def read_header(path: str) -> PlyHeader:
 
 def _ply_property(words: list[str]) -> _PlyProperty:
     if words[1] == "list":
-        return _PlyProperty(_PLY_TYPES[words[3]], _PLY_TYPES[words[2]])
-    return _PlyProperty(_PLY_TYPES[words[1]])
+        return _PlyProperty(_PLY_TYPES[words[3]], _PLY_TYPES[words[2]], words[4])
+    return _PlyProperty(_PLY_TYPES[words[1]], name=words[2])
+
+
+def check_layout(path: str, header: PlyHeader) -> None:
+    """Refuse, before any data are read, vertices without x/y/z and data that cannot match the header.
+
+    Binary data have a known size (a lower bound when rows hold lists): a shorter file is
+    truncated or its counts are too high; a whole row more than declared means a count is too
+    low. ASCII data have one row per line, so the non-empty lines are counted instead.
+    """
+    vertices = [e for e in header.elements if e.name == "vertex"]
+    if header.count("vertex") and not {"x", "y", "z"} <= {p.name for p in vertices[0].properties}:
+        raise GeometryError(path, "invalid PLY header: the vertex element has no x, y, z properties")
+    with open(path, "rb") as handle:
+        handle.seek(0, 2)
+        available = handle.tell() - header.data_start
+        if header.encoding == "ascii":
+            handle.seek(header.data_start)
+            rows = sum(1 for line in handle if line.strip())
+            declared = sum(e.count for e in header.elements)
+            if rows != declared:
+                problem = f"the header declares {declared:,} rows, the file has {rows:,}"
+                raise GeometryError(path, f"corrupt PLY data: {problem}")
+            return
+    sizes = [sum(np.dtype(p.count_dtype or p.dtype).itemsize for p in e.properties) for e in header.elements]
+    needed = sum(e.count * size for e, size in zip(header.elements, sizes))
+    if available < needed:
+        raise GeometryError(
+            path, f"corrupt PLY data: file ends early (the header's counts need {needed:,}+ bytes, {available:,} follow it)"
+        )
+    exact = not any(p.count_dtype for e in header.elements for p in e.properties)
+    last_row = next((size for e, size in zip(reversed(header.elements), reversed(sizes)) if e.count), 0)
+    if exact and last_row and available - needed >= last_row:
+        raise GeometryError(
+            path, f"corrupt PLY data: {available - needed:,} bytes follow the data the header declares (a count too low?)"
+        )
 
 
 def strip_faces(path: str, header: PlyHeader) -> np.ndarray:

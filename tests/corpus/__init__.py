@@ -1,0 +1,1 @@
+"""Bad-input corpus and seeded file mutations, shared by the tests and ``benchmarks/fuzz.py``."""
