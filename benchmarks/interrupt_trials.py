@@ -1,6 +1,6 @@
 """Interrupt `geocli segment` at seeded random moments and check that no finished output is lost.
 
-Usage: python benchmarks/interrupt_trials.py [--trials 20] [--inputs 24] [--model fa-edge-psb] [--seed 0]
+Usage: python benchmarks/interrupt_trials.py [--trials 20] [--inputs 24] [--model NAME (default: the default segmenter)] [--seed 0]
 
 Each trial starts a batch over copies of a sample scan, waits for a random number of
 results plus a random delay, sends SIGINT or SIGTERM, and then checks:
@@ -22,6 +22,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from geocli.defaults import DEFAULT_SEGMENTER
 
 SCAN = Path(__file__).resolve().parents[1] / "sample_data" / "cow_2048.ply"
 
@@ -83,7 +85,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--inputs", type=int, default=24)
-    parser.add_argument("--model", default="fa-edge-psb")
+    parser.add_argument("--model", default=DEFAULT_SEGMENTER)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     started = time.perf_counter()

@@ -1,6 +1,6 @@
 """Peak memory and time of `geocli segment` on one large scan (goal: a million points in under 4 GiB).
 
-Usage: python benchmarks/segment_memory.py [--points 1000000] [--model fa-edge-psb]
+Usage: python benchmarks/segment_memory.py [--points 1000000] [--model NAME (default: the default segmenter)]
 
 Samples the part-labelled sample mesh (sample_data/human_1.ply) into a binary PLY cloud
 of ``--points`` points, segments it in a child process, and reports the child's peak
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from geocli.defaults import DEFAULT_SEGMENTER
 from geocli.geometry.sampling import sample_surface
 from geocli.io import read_geometry
 from geocli.io.writers import write_labeled
@@ -31,7 +32,7 @@ GOAL_GIB = 4.0
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=1_000_000)
-    parser.add_argument("--model", default="fa-edge-psb")
+    parser.add_argument("--model", default=DEFAULT_SEGMENTER)
     args = parser.parse_args()
     mesh = read_geometry(MESH)
     cloud = sample_surface(mesh.points, mesh.faces, args.points, seed=0).astype(np.float32)

@@ -22,12 +22,11 @@ from geocli.geometry.resample import fps_resample, radius_stratified
 from geocli.geometry.sampling import normalize_unit_sphere, sample_surface
 from geocli.io import Geometry, GeometryError, read_geometry, validate_points
 from geocli.ops import knn
+from geocli.defaults import DEFAULT_CLASSIFIER, DEFAULT_SEGMENTER
 from geocli.parts import decode, part_categories
 from geocli.zoo import LoadedModel
 from geocli.zoo import load_model as _load_model
 
-DEFAULT_CLASSIFIER = "fa-edge-modelnet40"
-DEFAULT_SEGMENTER = "fa-edge-psb"
 PRESAMPLE_FACTOR = 32  # clouds over 32n points are thinned invariantly before FPS (see radius_stratified)
 MESH_SAMPLES_PER_INPUT_POINT = 2  # meshes: 2n area-weighted samples, then FPS to n, as in training
 

@@ -19,6 +19,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from geocli.defaults import DEFAULT_CLASSIFIER, DEFAULT_SEGMENTER
+
 app = typer.Typer(
     name="geocli",
     help="Classify and segment 3D point clouds and meshes with rotation-invariant networks.",
@@ -113,7 +115,7 @@ def _csv_row(result: dict[str, Any]) -> str:
 @app.command()
 def classify(
     paths: Annotated[list[str], typer.Argument(help="Files, folders, globs, or '-' to read paths from stdin.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Shipped model name, or path to your own .json card.")] = "fa-edge-modelnet40",
+    model: Annotated[str, typer.Option("--model", "-m", help="Shipped model name, or path to your own .json card.")] = DEFAULT_CLASSIFIER,
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many classes to list per input.")] = 5,
     output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output on stdout.")] = OutputFormat.table,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
@@ -215,7 +217,7 @@ class SegmentFormat(str, Enum):
 def segment(
     paths: Annotated[list[str], typer.Argument(help="Files, folders, globs, or '-' to read paths from stdin.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the labelled files (mirrors the inputs' folders).")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Shipped segmenter name, or path to your own .json card.")] = "fa-edge-psb",
+    model: Annotated[str, typer.Option("--model", "-m", help="Shipped segmenter name, or path to your own .json card.")] = DEFAULT_SEGMENTER,
     output_format: Annotated[SegmentFormat, typer.Option("--format", "-f", help="Labelled output file format.")] = SegmentFormat.ply,
     per_face: Annotated[bool, typer.Option("--per-face", help="Meshes: keep the faces, with a label and colour per face (PLY).")] = False,
     scores: Annotated[bool, typer.Option("--scores", help="Add each point's label probability.")] = False,

@@ -25,6 +25,7 @@ from safetensors.torch import save as save_safetensors_bytes
 
 from geocli.io.atomic import atomic_write
 from geocli.nets.invariant import InvariantNet
+from geocli.defaults import DEFAULT_CLASSIFIER
 from geocli.nets.registry import create_model
 
 CARD_VERSION = 1
@@ -122,7 +123,7 @@ class LoadedModel:
         return int(self.card["input_points"])
 
 
-def load_model(name_or_path: str | os.PathLike = "fa-edge-modelnet40", device: str = "cpu") -> LoadedModel:
+def load_model(name_or_path: str | os.PathLike = DEFAULT_CLASSIFIER, device: str = "cpu") -> LoadedModel:
     """Load a shipped model by name, or a user's own card + safetensors pair by path, with every check."""
     card_path, weights_path = resolve(name_or_path)
     card = read_card(card_path)

@@ -1,6 +1,6 @@
 """Render the README's segmentation picture: the sample mesh's human labels beside geocli's.
 
-Usage: python scripts/render_segmentation.py [--model fa-edge-psb] [--out docs/segment_human.png]
+Usage: python scripts/render_segmentation.py [--model NAME (default: the default segmenter)] [--out docs/segment_human.png]
 Needs matplotlib (``pip install -e .[docs]``). The scan is given to `geocli segment` in a
 random orientation (seed 0) and drawn back in the original pose, so the picture also shows
 that the labels do not depend on the pose.
@@ -21,6 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from geocli.defaults import DEFAULT_SEGMENTER  # noqa: E402
 from geocli.geometry.rotations import random_rotations  # noqa: E402
 from geocli.io import read_geometry  # noqa: E402
 from geocli.io.writers import write_labeled  # noqa: E402
@@ -38,7 +39,7 @@ def panel(axis, points: np.ndarray, colors: np.ndarray, title: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="fa-edge-psb")
+    parser.add_argument("--model", default=DEFAULT_SEGMENTER)
     parser.add_argument("--out", type=Path, default=Path("docs/segment_human.png"))
     args = parser.parse_args()
     truth = read_geometry(SAMPLE)
