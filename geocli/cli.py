@@ -465,11 +465,24 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def main() -> None:
-    """Console-script entry point; SIGTERM stops a batch as cleanly as Ctrl-C."""
+    """Console-script entry point; SIGTERM stops a batch as cleanly as Ctrl-C.
+
+    A signal that lands outside a batch's own handling (while loading) still ends with
+    one line and exit code 130, not a traceback. Once the command has finished, signals
+    are ignored: everything is written, and a signal during interpreter shutdown would
+    otherwise turn a complete run into a crash exit.
+    """
     import signal
 
     signal.signal(signal.SIGTERM, _terminate)
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:
+        report_error("interrupted")
+        sys.exit(130)
+    finally:
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, signal.SIG_IGN)
 
 
 if __name__ == "__main__":
