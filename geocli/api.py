@@ -20,9 +20,9 @@ from torch import Tensor
 
 from geocli.geometry.resample import fps_resample, radius_stratified
 from geocli.geometry.sampling import normalize_unit_sphere, sample_surface
+from geocli.defaults import DEFAULT_CLASSIFIER, DEFAULT_SEGMENTER
 from geocli.io import Geometry, GeometryError, read_geometry, validate_points
 from geocli.ops import knn
-from geocli.defaults import DEFAULT_CLASSIFIER, DEFAULT_SEGMENTER
 from geocli.parts import decode, part_categories
 from geocli.zoo import LoadedModel
 from geocli.zoo import load_model as _load_model
@@ -48,13 +48,18 @@ def load_model(name: str | os.PathLike = DEFAULT_CLASSIFIER, device: str = "auto
     return _load_model(name, device=str(resolve_device(device)))
 
 
+def require_task(model: LoadedModel, task: str) -> LoadedModel:
+    """Refuse a model trained for the other task, naming the command that uses it."""
+    if model.task != task:
+        raise ValueError(f"model {model.name!r} is a {model.task} model; use it with `geocli {model.task}`")
+    return model
+
+
 def _model_for(task: str, model: LoadedModel | str | os.PathLike, device: str) -> LoadedModel:
     """Load ``model`` if named, and refuse one trained for the other task."""
     if isinstance(model, str | os.PathLike):
         model = load_model(model, device=device)
-    if model.task != task:
-        raise ValueError(f"model {model.name!r} is a {model.task} model; use it with `geocli {model.task}`")
-    return model
+    return require_task(model, task)
 
 
 @dataclass

@@ -56,16 +56,14 @@ def _stderr_console():
 
 def _load(model: str, device: str, task: str | None = None):
     """Load a model for a command; unknown names, bad files and the wrong task are usage errors."""
-    from geocli.api import load_model
+    from geocli.api import load_model, require_task
     from geocli.zoo import ModelError
 
     try:
         loaded = load_model(model, device=device)
+        return require_task(loaded, task) if task else loaded
     except (ModelError, ValueError, RuntimeError) as error:
         fail_usage(str(error))
-    if task and loaded.task != task:
-        fail_usage(f"model {loaded.name!r} is a {loaded.task} model; use it with `geocli {loaded.task}`")
-    return loaded
 
 
 class _StopOnSignal:

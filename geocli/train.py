@@ -95,10 +95,7 @@ def preprocess(model: InvariantNet, clouds: np.ndarray, points: int, chunk: int 
     with torch.no_grad():
         for start in range(0, len(clouds), chunk):
             raw = torch.from_numpy(clouds[start : start + chunk])
-            if raw.shape[1] > points:
-                index = farthest_point_sample(raw, points)
-            else:
-                index = torch.arange(raw.shape[1]).expand(raw.shape[0], -1)
+            index = farthest_point_sample(raw, points)  # every point, in order, when the cloud has no more
             sampled = torch.gather(raw, 1, index.unsqueeze(-1).expand(-1, -1, 3))
             out["canonical"].append(model.frontend.canonical(sampled).float())
             out["neighbors"].append(model.neighbors(sampled).to(torch.int16))

@@ -23,9 +23,9 @@ from typing import Any
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
+from geocli.defaults import DEFAULT_CLASSIFIER
 from geocli.io.atomic import atomic_write
 from geocli.nets.invariant import InvariantNet
-from geocli.defaults import DEFAULT_CLASSIFIER
 from geocli.nets.registry import create_model
 
 CARD_VERSION = 1
@@ -116,7 +116,7 @@ class LoadedModel:
 
     @property
     def task(self) -> str:
-        return self.card.get("task", "classify")
+        return self.card["task"]
 
     @property
     def input_points(self) -> int:
@@ -137,7 +137,7 @@ def load_model(name_or_path: str | os.PathLike = DEFAULT_CLASSIFIER, device: str
     except Exception as error:  # safetensors raises its own error types
         raise ModelError(f"{weights_path}: corrupt safetensors file ({error})") from None
     try:
-        net = create_model(card["family"], len(card["classes"]), card["hparams"], task=card.get("task", "classify"))
+        net = create_model(card["family"], len(card["classes"]), card["hparams"], task=card["task"])
     except (ValueError, TypeError) as error:
         raise ModelError(f"{card_path}: card describes no buildable network ({error})") from None
     expected = net.state_dict()

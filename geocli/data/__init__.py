@@ -1,4 +1,4 @@
-"""Data sets geocli trains and evaluates on, by name; each module says which task it serves."""
+"""Data sets geocli trains and evaluates on, by name, and the task each one trains."""
 
 from __future__ import annotations
 
