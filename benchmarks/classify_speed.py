@@ -37,7 +37,7 @@ def main() -> None:
         print(json.dumps({
             "model": name, "shapes": len(clouds), "batch_size": args.batch_size, "threads": args.threads,
             "seconds": round(seconds, 2), "shapes_per_second": round(len(clouds) / seconds, 2),
-            "views_per_shape": model.net.frontend.num_views, "device": "cpu",
+            "views_per_shape": model.net.num_views, "device": "cpu",
         }))
 
 

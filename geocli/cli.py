@@ -374,7 +374,8 @@ MODEL_TABLES = {
 def train(
     out: Annotated[Path, typer.Option(help="Run folder: checkpoints, log; re-running resumes it.")],
     dataset: Annotated[str, typer.Option(help="modelnet40 (trains a classifier) or psb (a part segmenter).")] = "modelnet40",
-    family: Annotated[Optional[str], typer.Option(help="Network family (default frame_averaging).")] = None,
+    family: Annotated[Optional[str], typer.Option(help="Network family: frame_averaging (default), tinvnn or parot.")] = None,
+    recipe_name: Annotated[str, typer.Option("--recipe", help="The family's recipe: cpu (fits a two-core machine) or, for parot, published (the paper's, for a GPU).")] = "cpu",
     data: Annotated[Optional[Path], typer.Option(help="Data folder (default ../shared/data/<dataset>).")] = None,
     epochs: Annotated[Optional[int], typer.Option(min=1)] = None,
     batch_size: Annotated[Optional[int], typer.Option(min=2)] = None,
@@ -393,8 +394,11 @@ def train(
 
     if dataset not in DATASETS:
         fail_usage(f"unknown dataset {dataset!r}; known: {', '.join(sorted(DATASETS))}")
-    config = recipe(dataset, family=family, epochs=epochs, batch_size=batch_size, points=points, lr=lr, seed=seed,
-                    init=str(init) if init else None, hparams=json.loads(hparams) if hparams else None)
+    try:
+        config = recipe(dataset, family, recipe_name, epochs=epochs, batch_size=batch_size, points=points, lr=lr, seed=seed,
+                        init=str(init) if init else None, hparams=json.loads(hparams) if hparams else None)
+    except ValueError as error:
+        fail_usage(str(error))
     try:
         target = str(resolve_device(device))
     except ValueError as error:

@@ -6,7 +6,11 @@ models are trained without rotations because they cannot tell poses apart, so al
 three protocols apply to them and differ only in the test rotations drawn. Each
 protocol draws its own seeded rotation per test shape, so the three figures are
 independent measurements, and the *agreement* (the share of shapes whose prediction
-is the same under every protocol's rotation) measures invariance directly.
+is the same under every protocol's rotation) measures invariance directly. Models
+whose invariance is learned (PaRot) are trained under rotations and evaluated under
+the protocols their training allows; their agreement takes at least
+``LEARNED_AGREEMENT_POSES`` seeded SO(3) poses per shape, extra poses beyond the
+protocols' counting towards agreement only.
 
 Segmenters are scored on the Labeled PSB test split through the same path as
 ``geocli segment`` (sample, predict, carry labels back to all 2,048 stored points), once
@@ -29,16 +33,30 @@ from geocli.data.pointset import PointSet
 from geocli.geometry.rotations import random_rotations, rotate
 from geocli.io import Geometry
 from geocli.metrics import accuracy_report, segmentation_report
+from geocli.nets.registry import INVARIANCE
 from geocli.parts import part_categories
 from geocli.zoo import LoadedModel, sha256_of
 
 PROTOCOLS = {"z/z": "z", "z/SO3": "so3", "SO3/SO3": "so3"}
 SEGMENTATION_PROTOCOLS = {"as given": "none", "SO3": "so3"}
 TRAIN_ROTATIONS = {"invariant": ("z/z", "z/SO3", "SO3/SO3"), "z": ("z/z", "z/SO3"), "so3": ("SO3/SO3",)}
+LEARNED_AGREEMENT_POSES = 4
 
 
 def protocols_for(card: dict[str, Any]) -> tuple[str, ...]:
     return TRAIN_ROTATIONS[card.get("training", {}).get("train_rotation", "invariant")]
+
+
+def poses_for(card: dict[str, Any], protocols: dict[str, str]) -> list[tuple[str | None, str]]:
+    """(protocol or None, rotation kind) for every pose each test shape is evaluated in.
+
+    Exactly invariant models get one pose per protocol; learned-invariance models get
+    extra SO(3) poses (protocol None) up to ``LEARNED_AGREEMENT_POSES``.
+    """
+    poses: list[tuple[str | None, str]] = [(name, kind) for name, kind in protocols.items()]
+    if INVARIANCE[card["family"]] == "learned":
+        poses += [(None, "so3")] * (LEARNED_AGREEMENT_POSES - len(poses))
+    return poses
 
 
 def evaluate_classifier(
@@ -62,21 +80,21 @@ def evaluate_classifier(
     if limit is not None:
         test = test.subset(np.arange(min(limit, len(test))))
     clouds = torch.from_numpy(test.points)
-    protocols = protocols_for(model.card)
     started = time.perf_counter()
     results: dict[str, Any] = {}
     all_predictions = []
-    for offset, name in enumerate(protocols):
-        rotations = random_rotations(len(test), PROTOCOLS[name], seed=seed + offset)
+    for offset, (name, kind) in enumerate(poses_for(model.card, {p: PROTOCOLS[p] for p in protocols_for(model.card)})):
+        rotations = random_rotations(len(test), kind, seed=seed + offset)
         logits = []
         for start in range(0, len(test), batch_size):
             batch = rotate(clouds[start : start + batch_size], rotations[start : start + batch_size])
             logits.append(predict_logits(model, batch))
             if progress:
-                progress(name, min(start + batch_size, len(test)), len(test))
+                progress(name or "agreement", min(start + batch_size, len(test)), len(test))
         predictions = torch.cat(logits).argmax(1).numpy()
         all_predictions.append(predictions)
-        results[name] = accuracy_report(test.labels, predictions, model.classes)
+        if name:
+            results[name] = accuracy_report(test.labels, predictions, model.classes)
     return _report(model, "ModelNet40", test, data_root / "test.npz", limit, seed, results, np.stack(all_predictions), started, "shapes")
 
 
@@ -99,8 +117,8 @@ def evaluate_segmenter(
     started = time.perf_counter()
     results: dict[str, Any] = {}
     all_labels = []
-    for offset, name in enumerate(SEGMENTATION_PROTOCOLS):
-        rotations = random_rotations(len(test), SEGMENTATION_PROTOCOLS[name], seed=seed + offset)
+    for offset, (name, kind) in enumerate(poses_for(model.card, SEGMENTATION_PROTOCOLS)):
+        rotations = random_rotations(len(test), kind, seed=seed + offset)
         clouds = rotate(torch.from_numpy(test.points).double(), rotations).numpy()
         predictions, predicted_categories = [], []
         for index, (cloud, shape) in enumerate(zip(clouds, test.names)):
@@ -108,9 +126,10 @@ def evaluate_segmenter(
             predictions.append(result.labels)
             predicted_categories.append(categories.index(result.category))
             if progress:
-                progress(name, index + 1, len(test))
+                progress(name or "agreement", index + 1, len(test))
         all_labels.append(np.stack(predictions))
-        results[name] = segmentation_report(list(test.labels), predictions, categories, category_of.numpy(), np.array(predicted_categories))
+        if name:
+            results[name] = segmentation_report(list(test.labels), predictions, categories, category_of.numpy(), np.array(predicted_categories))
     return _report(model, "Labeled PSB", test, data_root / "points_2048.npz", limit, seed, results, np.stack(all_labels), started, "points")
 
 

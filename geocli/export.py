@@ -12,7 +12,7 @@ from pathlib import Path
 from safetensors.torch import load_file
 
 from geocli.data import TASK
-from geocli.nets.registry import create_model
+from geocli.nets.registry import INVARIANCE, create_model
 from geocli.zoo import save_model
 
 DESCRIPTIONS = {
@@ -22,6 +22,9 @@ DESCRIPTIONS = {
     "tinvnn": "TinvNN (Zhang et al.): the cloud replaced by its modified-MDS coordinates (principal axes, signs fixed by "
     "odd moments, unit scale), one pass of the shared static-graph edge-convolution backbone; exactly invariant to "
     "rotations, reflections, translation, scale and point order.",
+    "parot": "PaRot (Zhang et al., AAAI 2023): multi-scale patches whose invariant descriptors and equivariant "
+    "poses are disentangled by a siamese PointNet, with relative poses restoring the geometry between patches; "
+    "invariant to translation, scale and point order exactly, to rotation as learned (see rotation_agreement).",
 }
 TRAINING_DATA = {
     "modelnet40": "ModelNet40 (official train split, 1,024 points a shape) minus a stratified validation split",
@@ -44,6 +47,7 @@ def export_run(run: Path, name: str, out: Path, note: str = "") -> Path:
         "family": config["family"],
         "task": task,
         "description": DESCRIPTIONS.get(config["family"], ""),
+        "invariance": INVARIANCE[config["family"]],
         "hparams": config["hparams"],
         "classes": meta["classes"],
         "input_points": config["points"],
@@ -51,7 +55,7 @@ def export_run(run: Path, name: str, out: Path, note: str = "") -> Path:
         "training": {
             "dataset": TRAINING_DATA[dataset],
             "validation_fraction": config["val_fraction"],
-            "train_rotation": "invariant",
+            "train_rotation": "invariant" if INVARIANCE[config["family"]] == "exact" else config.get("rotation", "so3"),
             "recipe": config,
             "epochs_trained": meta["epoch"],
             "selected_epoch": meta["best_epoch"],

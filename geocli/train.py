@@ -1,11 +1,12 @@
 """Training of invariant classifiers (ModelNet40) and segmenters (Labeled PSB): cached, resumable, seeded.
 
 Every preprocessing step of an invariant model (farthest point sampling, the
-canonical frame, the kNN graph) depends only on the cloud, not on how it is
-posed, so it is computed once per shape and cached; an epoch is then only the
-backbone's forward and backward passes. Rotation augmentation would be a no-op for
-an exactly invariant front-end and is therefore not applied; augmentation acts on
-the canonical clouds instead (sign views, per-axis scaling, jitter).
+canonical frame, the kNN graph, PaRot's patches) depends only on the cloud, not on
+how it is posed, so it is computed once per shape and cached; an epoch is then only
+the network's forward and backward passes. Rotation augmentation would be a no-op
+for an exactly invariant front-end; those families are augmented on their canonical
+clouds instead (sign views, per-axis scaling, jitter). Families whose invariance is
+learned (PaRot) are rotated, and add their own auxiliary loss.
 
 The run folder holds ``state.safetensors`` + ``state.json`` (the last epoch, to
 resume from), ``best.safetensors`` (weights with the best validation accuracy) and
@@ -31,10 +32,10 @@ from torch import Tensor, nn
 
 from geocli.data import TASK, dataset
 from geocli.data.pointset import PointSet, validation_split
+from geocli.geometry.rotations import random_so3, random_z
 from geocli.io.atomic import atomic_write
 from geocli.metrics import segmentation_report
-from geocli.nets.invariant import InvariantNet
-from geocli.nets.registry import create_model
+from geocli.nets.registry import Network, create_model
 from geocli.ops import farthest_point_sample
 from geocli.parts import decode, part_categories
 
@@ -63,6 +64,7 @@ class TrainConfig:
     seed: int = 0
     init: str | None = None  # weights to start from, e.g. a shipped checkpoint
     resamples: int = 0  # extra surface samplings of each training mesh (data sets with meshes only)
+    rotation: str = "so3"  # training rotations ("so3" or "z") for families whose invariance is learned
 
     def to_json(self) -> dict:
         """Plain JSON values (tuples become lists), so a saved config compares equal to a live one."""
@@ -74,40 +76,67 @@ RECIPES: dict[str, dict] = {
     "modelnet40": {},
     "psb": {"points": 1024, "batch_size": 16, "epochs": 12, "resamples": 7, "label_smoothing": 0.1, "val_fraction": 0.2, "validate_after": 0.3},
 }
+EDGE_TRUNK = {"k": 16, "widths": [32, 48, 96, 192], "embedding": 384}
+# What a family changes on top of its data set's recipe: "cpu" fits a two-core machine
+# in hours; "published" is the paper's own set-up, for a GPU.
+FAMILY_RECIPES: dict[str, dict[str, dict]] = {
+    "frame_averaging": {"cpu": {}},
+    "tinvnn": {"cpu": {"hparams": EDGE_TRUNK}},
+    "parot": {
+        "cpu": {
+            "hparams": {"patches": 128, "patch_size": 32, "global_size": 32, "patch_neighbors": 16, "dim": 64, "embedding": 512},
+            "points": 1024, "lr": 1e-3, "weight_decay": 1e-6, "warmup_epochs": 0.5,
+        },
+        "published": {
+            "hparams": {}, "points": 1024, "epochs": 250, "batch_size": 32, "lr": 1e-3, "weight_decay": 1e-6,
+            "warmup_epochs": 0.0, "label_smoothing": 0.2,
+        },
+    },
+}
 
 
-def recipe(dataset_name: str, **overrides) -> TrainConfig:
-    """The default configuration for a data set, with ``overrides`` (None values ignored)."""
-    return TrainConfig(dataset=dataset_name, **{**RECIPES[dataset_name], **{k: v for k, v in overrides.items() if v is not None}})
+def recipe(dataset_name: str, family: str | None = None, name: str = "cpu", **overrides) -> TrainConfig:
+    """A data set's configuration, then the family's named recipe, then ``overrides`` (None values ignored)."""
+    family = family or TrainConfig.family
+    if family not in FAMILY_RECIPES:
+        raise ValueError(f"unknown family {family!r}; known: {', '.join(FAMILY_RECIPES)}")
+    recipes = FAMILY_RECIPES[family]
+    if name not in recipes:
+        raise ValueError(f"family {family!r} has no recipe {name!r}; known: {', '.join(recipes)}")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return TrainConfig(dataset=dataset_name, family=family, **{**RECIPES[dataset_name], **recipes[name], **given})
 
 
 def cache_dir() -> Path:
     return Path(os.environ.get("GEOCLI_CACHE", Path.home() / ".cache" / "geocli"))
 
 
-def preprocess(model: InvariantNet, clouds: np.ndarray, points: int, chunk: int = 256) -> dict[str, Tensor]:
-    """FPS subsets of the clouds in canonical coordinates, their kNN graphs and the chosen indices.
+def preprocess(model: Network, clouds: np.ndarray, points: int, chunk: int = 256) -> dict[str, Tensor]:
+    """FPS subsets of the clouds, what the model prepares from them, and the chosen indices.
 
-    Returns ``canonical`` (S,n,3) float32, ``neighbors`` (S,n,k) int16 and ``index``
-    (S,n) int32 (which input point each row is, to pick per-point labels).
+    Everything a model prepares depends only on the cloud, not on its pose (canonical
+    coordinates and kNN graph; PaRot's normalised points and patch indices), so it is
+    stored once: floats as float32, indices as int16, plus ``index`` (S,n) int32 (which
+    input point each row is, to pick per-point labels).
     """
-    out: dict[str, list[Tensor]] = {"canonical": [], "neighbors": [], "index": []}
+    out: dict[str, list[Tensor]] = {}
     with torch.no_grad():
         for start in range(0, len(clouds), chunk):
             raw = torch.from_numpy(clouds[start : start + chunk])
             index = farthest_point_sample(raw, points)  # every point, in order, when the cloud has no more
             sampled = torch.gather(raw, 1, index.unsqueeze(-1).expand(-1, -1, 3))
-            out["canonical"].append(model.frontend.canonical(sampled).float())
-            out["neighbors"].append(model.neighbors(sampled).to(torch.int16))
-            out["index"].append(index.to(torch.int32))
+            prepared = {key: value.float() if value.is_floating_point() else value.to(torch.int16)
+                        for key, value in model.prepare(sampled).items()}
+            for key, value in {**prepared, "index": index.to(torch.int32)}.items():
+                out.setdefault(key, []).append(value)
     return {key: torch.cat(value) for key, value in out.items()}
 
 
-def cached_preprocess(model: InvariantNet, data: PointSet, points: int, tag: str, log: Log) -> dict[str, Tensor]:
-    """:func:`preprocess` memoised on disk by content, front-end and sizes."""
+def cached_preprocess(model: Network, data: PointSet, points: int, tag: str, log: Log) -> dict[str, Tensor]:
+    """:func:`preprocess` memoised on disk by content, the model's preparation and sizes."""
     digest = hashlib.sha256()
     digest.update(data.points.tobytes())
-    digest.update(json.dumps([2, type(model.frontend).__name__, vars(model.frontend).get("group"), points, model.trunk.config.k]).encode())
+    digest.update(json.dumps([3, model.cache_key(), points]).encode())
     path = cache_dir() / f"{tag}-{digest.hexdigest()[:16]}.safetensors"
     if path.is_file():
         return load_file(path)
@@ -134,8 +163,8 @@ def load_init(model: nn.Module, path: str, log: Log) -> None:
     own = model.state_dict()
     given = load_file(path)
     matched = {k: v for k, v in given.items() if k in own and own[k].shape == v.shape}
-    if not any(k.startswith("trunk.") for k in matched):
-        raise ValueError(f"{path}: no trunk weights match this network; cannot start from it")
+    if not any(not k.startswith("head.") for k in matched):
+        raise ValueError(f"{path}: no weights outside the head match this network; cannot start from it")
     model.load_state_dict(matched, strict=False)
     log(f"initialised {len(matched)} of {len(own)} tensors from {path}")
 
@@ -144,18 +173,22 @@ def _safetensors_bytes(tensors: dict[str, Tensor]) -> bytes:
     return save({k: v.contiguous() for k, v in tensors.items()})
 
 
-def augment(canonical: Tensor, signs: Tensor, config: TrainConfig, generator: torch.Generator) -> Tensor:
-    """A random sign view, per-axis scaling and clipped jitter of canonical clouds.
+TRAIN_ROTATIONS = {"so3": random_so3, "z": random_z}
 
-    Scaling along the canonical axes keeps them the principal axes, so the augmented
-    cloud is still a valid canonical view of a plausible shape.
+
+def augment(model: Network, batch: dict[str, Tensor], config: TrainConfig, generator: torch.Generator) -> dict[str, Tensor]:
+    """Random per-axis scaling, clipped jitter and rotation, applied by the model to what it prepared.
+
+    The draws are shared; what a model does with them is its own business: exactly
+    invariant families scale a random sign view of the canonical cloud (a rotation
+    would change nothing), PaRot rotates its cloud.
     """
-    b = canonical.shape[0]
-    view = signs[torch.randint(len(signs), (b,), generator=generator)]
+    shape = batch["index"].shape
     low, high = config.scale_range
-    scale = low + (high - low) * torch.rand(b, 1, 3, generator=generator)
-    noise = (config.jitter * torch.randn(canonical.shape, generator=generator)).clamp(-5 * config.jitter, 5 * config.jitter)
-    return canonical * view[:, None, :] * scale + noise
+    scale = low + (high - low) * torch.rand(shape[0], 1, 3, generator=generator)
+    noise = (config.jitter * torch.randn(*shape, 3, generator=generator)).clamp(-5 * config.jitter, 5 * config.jitter)
+    rotations = TRAIN_ROTATIONS[config.rotation](shape[0], generator).float()
+    return model.augment(batch, scale, noise, rotations, generator)
 
 
 def learning_rate(config: TrainConfig, progress: float) -> float:
@@ -166,18 +199,22 @@ def learning_rate(config: TrainConfig, progress: float) -> float:
     return 0.5 * config.lr * (1 + math.cos(math.pi * min(1.0, (progress - config.warmup_epochs) / span)))
 
 
+def batch_of(cached: dict[str, Tensor], rows: Tensor | slice, device: str) -> dict[str, Tensor]:
+    return {key: value[rows].to(device) for key, value in cached.items()}
+
+
 @torch.no_grad()
-def predict_cached(model: InvariantNet, cached: dict[str, Tensor], device: str, batch_size: int = 64) -> Tensor:
-    """View-averaged outputs for cached canonical clouds, gathered on the CPU."""
+def predict_cached(model: Network, cached: dict[str, Tensor], device: str, batch_size: int = 64) -> Tensor:
+    """Evaluation-mode outputs for cached preparations, gathered on the CPU."""
     model.eval()
-    canonical, neighbors = cached["canonical"], cached["neighbors"]
+    total = len(cached["index"])
     return torch.cat([
-        model.average_views(canonical[i : i + batch_size].to(device), neighbors[i : i + batch_size].long().to(device)).float().cpu()
-        for i in range(0, len(canonical), batch_size)
+        model.forward_prepared(batch_of(cached, slice(i, i + batch_size), device)).float().cpu()
+        for i in range(0, total, batch_size)
     ])
 
 
-def validation_score(model: InvariantNet, cached: dict[str, Tensor], labels: Tensor, classes: list[str], device: str, batch_size: int) -> float:
+def validation_score(model: Network, cached: dict[str, Tensor], labels: Tensor, classes: list[str], device: str, batch_size: int) -> float:
     """What selects the model: accuracy for classifiers, mean IoU over categories for segmenters."""
     outputs = predict_cached(model, cached, device, batch_size)
     if labels.ndim == 1:
@@ -231,7 +268,6 @@ def train(config: TrainConfig, run: Path, data_root: Path | None = None, device:
     tag = f"{config.dataset}-{config.family}"
     train_cache = cached_preprocess(model, train_set, config.points, f"{tag}-train", log)
     val_cache = cached_preprocess(model, val_set, config.points, f"{tag}-val", log)
-    train_x, train_g = train_cache["canonical"], train_cache["neighbors"]
     train_y, val_y = targets(train_set, train_cache["index"]), targets(val_set, val_cache["index"])
 
     model.to(device)
@@ -249,7 +285,6 @@ def train(config: TrainConfig, run: Path, data_root: Path | None = None, device:
         log(f"resuming {run} after epoch {meta['epoch']} (best val {meta['best_val']:.4f} at epoch {meta['best_epoch']})")
     (run / "config.json").write_text(json.dumps(config.to_json(), indent=1))
 
-    signs = model.frontend.signs.cpu()
     steps_per_epoch = math.ceil(len(train_y) / config.batch_size)
     for epoch in range(meta["epoch"], config.epochs):
         model.train()
@@ -263,10 +298,11 @@ def train(config: TrainConfig, run: Path, data_root: Path | None = None, device:
                 continue
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, epoch + step / steps_per_epoch)
-            xyz = augment(train_x[batch], signs, config, generator).to(device)
-            logits = model.backbone(xyz, train_g[batch].long().to(device))
+            inputs = augment(model, batch_of(train_cache, batch, "cpu"), config, generator)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda")):
+                logits = model.forward_prepared({key: value.to(device) for key, value in inputs.items()}).float()
             target = train_y[batch]
-            loss = criterion(logits.reshape(-1, logits.shape[-1]), target.reshape(-1).to(device))
+            loss = criterion(logits.reshape(-1, logits.shape[-1]), target.reshape(-1).to(device)) + model.auxiliary_loss().float()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -25,8 +25,7 @@ from safetensors.torch import save as save_safetensors_bytes
 
 from geocli.defaults import DEFAULT_CLASSIFIER
 from geocli.io.atomic import atomic_write
-from geocli.nets.invariant import InvariantNet
-from geocli.nets.registry import create_model
+from geocli.nets.registry import Network, create_model
 
 CARD_VERSION = 1
 
@@ -103,7 +102,7 @@ def _check_safetensors(path: Path, data: bytes) -> None:
 class LoadedModel:
     """A network ready for inference with the card that describes it."""
 
-    net: InvariantNet
+    net: Network
     card: dict[str, Any]
 
     @property
@@ -147,7 +146,7 @@ def load_model(name_or_path: str | os.PathLike = DEFAULT_CLASSIFIER, device: str
     return LoadedModel(net.eval().to(device), card)
 
 
-def save_model(net: InvariantNet, card: dict[str, Any], folder: Path, half: bool = True) -> Path:
+def save_model(net: Network, card: dict[str, Any], folder: Path, half: bool = True) -> Path:
     """Write ``<name>.safetensors`` (float16 by default) and its card with the weights' sha256."""
     state = {k: (v.half() if half and v.is_floating_point() else v).contiguous().cpu() for k, v in net.state_dict().items()}
     data = save_safetensors_bytes(state)

@@ -10,8 +10,8 @@ from torch import Tensor
 PROTOCOL_ROTATIONS = ("none", "z", "so3")
 
 
-def random_so3(n: int, generator: torch.Generator) -> Tensor:
-    """Uniform rotations (Haar measure) from normalised Gaussian quaternions."""
+def random_so3(n: int, generator: torch.Generator | None = None) -> Tensor:
+    """Uniform rotations (Haar measure) from normalised Gaussian quaternions (global RNG without a generator)."""
     q = torch.randn(n, 4, generator=generator, dtype=torch.float64)
     w, x, y, z = (q / q.norm(dim=1, keepdim=True)).unbind(1)
     return torch.stack(
@@ -24,7 +24,7 @@ def random_so3(n: int, generator: torch.Generator) -> Tensor:
     ).reshape(n, 3, 3)
 
 
-def random_z(n: int, generator: torch.Generator) -> Tensor:
+def random_z(n: int, generator: torch.Generator | None = None) -> Tensor:
     """Rotations about the up (z) axis by uniform angles."""
     angle = torch.rand(n, generator=generator, dtype=torch.float64) * (2 * math.pi)
     c, s = angle.cos(), angle.sin()

@@ -9,6 +9,7 @@ the network code.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from geocli.nets.backbone import EdgeTrunk
@@ -38,6 +39,11 @@ class InvariantNet(nn.Module):
         self.trunk = trunk
         self.head = head
 
+    @property
+    def num_views(self) -> int:
+        """Network passes per cloud."""
+        return self.frontend.num_views
+
     def neighbors(self, points: Tensor) -> Tensor:
         """kNN graph of the cloud; rotation-invariant, so one graph serves all views."""
         return knn(points, self.trunk.config.k)
@@ -63,3 +69,36 @@ class InvariantNet(nn.Module):
         repeated = neighbors.unsqueeze(1).expand(b, f, *neighbors.shape[1:]).reshape(b * f, *neighbors.shape[1:])
         out = self.backbone(views.reshape(b * f, n, 3), repeated)
         return out.reshape(b, f, *out.shape[1:]).mean(dim=1)
+
+    # The training interface every family implements (see geocli.train).
+
+    def prepare(self, points: Tensor) -> dict[str, Tensor]:
+        """What training caches per shape: the canonical cloud and its kNN graph."""
+        return {"canonical": self.frontend.canonical(points).float(), "neighbors": self.neighbors(points)}
+
+    def forward_prepared(self, batch: dict[str, Tensor]) -> Tensor:
+        """Training: the one (augmented) view given; evaluation: the average over every view."""
+        neighbors = batch["neighbors"].long()
+        if self.training:
+            return self.backbone(batch["canonical"], neighbors)
+        return self.average_views(batch["canonical"], neighbors)
+
+    def augment(
+        self, batch: dict[str, Tensor], scale: Tensor, noise: Tensor, rotations: Tensor, generator: torch.Generator
+    ) -> dict[str, Tensor]:
+        """A random sign view of each canonical cloud, scaled along its axes and jittered.
+
+        Scaling along the canonical axes keeps them the principal axes, so the result is
+        still a valid canonical view of a plausible shape; ``rotations`` are ignored,
+        since the front-end would undo them.
+        """
+        signs = self.frontend.signs.cpu()
+        view = signs[torch.randint(len(signs), (len(scale),), generator=generator)]
+        return {**batch, "canonical": batch["canonical"] * view[:, None, :] * scale + noise}
+
+    def auxiliary_loss(self) -> Tensor:
+        """Exactly invariant families train on the task loss alone."""
+        return torch.zeros(())
+
+    def cache_key(self) -> list:
+        return [type(self.frontend).__name__, vars(self.frontend).get("group"), self.trunk.config.k]

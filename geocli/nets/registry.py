@@ -11,9 +11,15 @@ from typing import Any
 
 from torch import nn
 
-from geocli.nets.backbone import ClassifierHead, EdgeTrunk, SegmentationHead, TrunkConfig
+from geocli.nets.backbone import (
+    ClassifierHead,
+    EdgeTrunk,
+    SegmentationHead,
+    TrunkConfig,
+)
 from geocli.nets.frame_averaging import FrameAveraging
 from geocli.nets.invariant import Frontend, InvariantNet
+from geocli.nets.parot import PaRot, PaRotConfig
 from geocli.nets.tinvnn import TinvNN
 
 FRONTENDS: dict[str, Callable[..., Frontend]] = {
@@ -21,25 +27,31 @@ FRONTENDS: dict[str, Callable[..., Frontend]] = {
     "tinvnn": TinvNN,
 }
 
+Network = InvariantNet | PaRot
 TRUNK_KEYS = ("k", "widths", "embedding")
 TASKS = ("classify", "segment")
+# How each family is invariant: "exact" by construction, "learned" from rotated training data.
+INVARIANCE = {"frame_averaging": "exact", "tinvnn": "exact", "parot": "learned"}
 
 
-def list_families() -> list[str]:
-    return sorted(FRONTENDS)
+def list_families(invariance: str | None = None) -> list[str]:
+    """Every family, or those whose invariance is ``invariance`` ("exact" or "learned")."""
+    return sorted(f for f, kind in INVARIANCE.items() if invariance in (None, kind))
 
 
-def create_model(family: str, num_classes: int, hparams: dict[str, Any] | None = None, task: str = "classify") -> InvariantNet:
+def create_model(family: str, num_classes: int, hparams: dict[str, Any] | None = None, task: str = "classify") -> Network:
     """Build a classifier or per-point segmenter of ``family`` from ``hparams``.
 
-    Both tasks share the front-end and trunk; only the head differs, so a segmenter can
-    start from a classifier's trunk.
+    Both tasks share the front-end and trunk (or PaRot's patch encoder); only the head
+    differs, so a segmenter can start from a classifier's trunk.
     """
-    if family not in FRONTENDS:
+    if family not in INVARIANCE:
         raise ValueError(f"unknown family {family!r}; known: {', '.join(list_families())}")
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
     hparams = dict(hparams or {})
+    if family == "parot":
+        return PaRot(PaRotConfig(**hparams), num_classes, task)
     trunk_args = {key: hparams.pop(key) for key in TRUNK_KEYS if key in hparams}
     if "widths" in trunk_args:
         trunk_args["widths"] = tuple(trunk_args["widths"])
