@@ -17,10 +17,13 @@ Layout follows the authors' code (dingxin-zhang/PaRot): one scale of local patch
 aggregated over neighbouring patches (intra-scale), fused with the global patches
 through their relative pose (inter-scale); a max-pooled embedding for classification,
 or pose-aware propagation from patch centres back to every point for segmentation.
-Two departures: each frame is made orthonormal by Gram-Schmidt (the authors leave the
-two directions merely encouraged to be orthogonal), and the global patch is the first
+Three departures: each frame is made orthonormal by Gram-Schmidt (the authors leave the
+two directions merely encouraged to be orthogonal); the global patch is the first
 ``global_size`` of the same FPS centres (FPS is greedy, so that *is* the FPS subset of
-that size) instead of a second random-start FPS. All sampling is deterministic and
+that size) instead of a second random-start FPS; and inference, like training, shows
+each patch to the disentangler under a rotation (fixed and seeded) and rotates its
+directions back, instead of showing it as it lies: the two agree for a fully trained
+network, and only the former matches what a partly trained one learned from. All sampling is deterministic and
 depends only on distances, so a rotated cloud is cut into the very same patches and
 any change in the output comes from the learned parts alone.
 
@@ -46,6 +49,7 @@ from geocli.ops import farthest_point_sample, knn
 # Weights of the siamese losses, from the authors' defaults (the descriptor loss is off there too).
 DIRECTION_WEIGHT = {"local": 1.0, "global": 1.0}
 ORTHOGONALITY_WEIGHT = {"local": 0.2, "global": 0.1}
+EVALUATION_SEED = {"local": 0, "global": 1}  # fixed patch rotations at inference (see Disentangle.siamese)
 POSE_CHANNELS = 16  # distance to the origin (1), local-to-global rotation (9), origin direction in both frames (3 + 3)
 
 
@@ -109,17 +113,25 @@ class Disentangle(nn.Module):
     def siamese(self, patches: Tensor, scale: str) -> tuple[Tensor, Tensor, Tensor]:
         """Descriptors, directions in the input's pose, and the siamese loss (zero in evaluation).
 
-        In training both rotated copies go through one batched call; the descriptor
-        of the first copy is used downstream, its directions rotated back to the input.
+        In training every patch is seen under two random rotations, through one batched
+        call; the descriptor of the first copy is used downstream, its directions rotated
+        back to the input. Evaluation sees every patch under one rotation too, fixed per
+        patch slot (seeded), so that it meets the distribution training produced: until
+        the directions are fully equivariant, unrotated patches give frames that training
+        never showed (the shipped segmenter's eval figures were 69.1 % point accuracy and
+        66.0 % agreement without this rotation, 73.0 % and 81.7 % with it).
         """
-        if not self.training:
-            descriptor, directions = self(patches)
-            return descriptor, directions, patches.new_zeros(())
-        shape = patches.shape[:-2]
-        rotations = random_so3(2 * shape.numel()).to(patches).view(2, *shape, 3, 3)
+        if self.training:
+            shape = patches.shape[:-2]
+            rotations = random_so3(2 * shape.numel()).to(patches).view(2, *shape, 3, 3)
+        else:
+            slots = patches.shape[-3]  # patches (B,S,k,3): the same rotation for slot s of every cloud
+            rotations = random_so3(slots, torch.Generator().manual_seed(EVALUATION_SEED[scale])).to(patches).view(1, 1, slots, 3, 3)
         rotated = patches.unsqueeze(0) @ rotations.transpose(-1, -2)  # row vectors: p R^T is R p
         descriptor, directions = self(rotated)
         restored = directions @ rotations  # R^T d, row-vector form
+        if not self.training:
+            return descriptor[0], restored[0], patches.new_zeros(())
         loss = DIRECTION_WEIGHT[scale] * F.mse_loss(restored[0], restored[1])
         loss = loss + ORTHOGONALITY_WEIGHT[scale] * (directions[0, ..., 0, :] * directions[0, ..., 1, :]).sum(-1).square().mean()
         return descriptor[0], restored[0], loss
