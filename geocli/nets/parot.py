@@ -150,7 +150,7 @@ class IntraScale(nn.Module):
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.dim = dim
-        self.pose = nn.Sequential(nn.Linear(POSE_CHANNELS, 32, bias=False), *norm_act(32))
+        self.pose = layers(POSE_CHANNELS, 32)
         self.descriptor = nn.Linear(dim, 2 * dim, bias=False)
         self.combine = nn.Linear(32, dim, bias=False)
         self.mlp = nn.Sequential(*norm_act(dim), *layers(dim, dim, dim))
@@ -211,7 +211,7 @@ class PoseEmbedding(nn.Module):
 
     def __init__(self, dim: int, widths: tuple[int, ...], shape_channels: int = 0) -> None:
         super().__init__()
-        self.pose = nn.Sequential(nn.Linear(POSE_CHANNELS, 32, bias=False), *norm_act(32))
+        self.pose = layers(POSE_CHANNELS, 32)
         self.first = nn.Linear(2 * dim + 32, widths[0], bias=False)
         self.shape = nn.Linear(shape_channels, widths[0], bias=False) if shape_channels else None
         self.mlp = nn.Sequential(*norm_act(widths[0]), *layers(*widths))
@@ -233,7 +233,7 @@ class Propagation(nn.Module):
 
     def __init__(self, in_channels: int, widths: tuple[int, ...]) -> None:
         super().__init__()
-        self.position = nn.Sequential(nn.Linear(7, 32, bias=False), *norm_act(32))
+        self.position = layers(7, 32)
         self.feature = nn.Linear(in_channels, widths[0], bias=False)
         self.combine = nn.Linear(32, widths[0], bias=False)
         self.mlp = nn.Sequential(*norm_act(widths[0]), *layers(*widths))
