@@ -31,12 +31,25 @@ TRAINING_DATA = {
     "psb": "Labeled PSB training meshes (15 per category) minus a validation split stratified by category; "
     "the stored 2,048-point clouds plus fresh surface samplings of each mesh",
 }
+RANDOM_START = "random initialisation"
 SELECTED_ON = {"classify": "validation accuracy (view-averaged)", "segment": "validation mean IoU over categories"}
+
+
+def epochs_in_total(ancestry: list[dict], selected_epoch: int) -> int | None:
+    """Epochs behind the exported weights since random initialisation, when the whole chain is known.
+
+    Each ancestor contributes the epochs up to its selected (shipped) weights; a chain
+    whose oldest card started from weights it does not describe has no known total.
+    """
+    if ancestry and ancestry[0]["started_from"] != RANDOM_START:
+        return None
+    return sum(entry["selected_epoch"] for entry in ancestry) + selected_epoch
 
 
 def export_run(run: Path, name: str, out: Path, note: str = "") -> Path:
     """Write ``out/<name>.safetensors`` and ``out/<name>.json`` from ``run``'s best epoch."""
     meta = json.loads((run / "state.json").read_text())
+    ancestry = json.loads((run / "init.json").read_text())["ancestry"] if (run / "init.json").is_file() else []
     config = meta["config"]
     dataset = config.get("dataset", "modelnet40")
     task = TASK[dataset]
@@ -61,7 +74,9 @@ def export_run(run: Path, name: str, out: Path, note: str = "") -> Path:
             "selected_epoch": meta["best_epoch"],
             "selected_on": SELECTED_ON[task],
             "best_validation_score": round(meta["best_val"], 4),
-            "started_from": config.get("init") or "random initialisation",
+            "started_from": config.get("init") or RANDOM_START,
+            "ancestry": ancestry,
+            "epochs_in_total": epochs_in_total(ancestry, meta["best_epoch"]),
             "history": meta["history"],
             "note": note,
         },

@@ -38,6 +38,7 @@ from geocli.metrics import segmentation_report
 from geocli.nets.registry import Network, create_model
 from geocli.ops import farthest_point_sample
 from geocli.parts import decode, part_categories
+from geocli.zoo import ModelError, read_card, sha256_of
 
 Log = Callable[[str], None]
 RESUMABLE_CHANGES = ("epochs", "validate_after")
@@ -169,6 +170,35 @@ def load_init(model: nn.Module, path: str, log: Log) -> None:
     log(f"initialised {len(matched)} of {len(own)} tensors from {path}")
 
 
+def record_ancestry(run: Path, init: str | None, log: Log) -> None:
+    """Snapshot, in ``run/init.json``, the training history of the shipped model a run starts from.
+
+    Runs often continue a shipped checkpoint that their own export then replaces, so the
+    history is read at the start, before that can happen, and only from a card whose
+    sha256 matches the weights; :func:`geocli.export.export_run` puts it on the new card.
+    """
+    target = run / "init.json"
+    card_path = Path(init).with_suffix(".json") if init else None
+    if target.exists() or card_path is None or not card_path.is_file():
+        return
+    try:
+        card = read_card(card_path)
+    except ModelError as error:
+        log(f"not recording where {init} came from: {error}")
+        return
+    if card["weights"].get("sha256") != sha256_of(Path(init)):
+        log(f"not recording where {init} came from: its card describes other weights")
+        return
+    history = card.get("training", {})
+    entry = {
+        "model": card["name"], "weights_sha256": card["weights"]["sha256"], "family": card["family"],
+        "started_from": history.get("started_from"), "epochs_trained": history.get("epochs_trained"),
+        "selected_epoch": history.get("selected_epoch"), "lr": history.get("recipe", {}).get("lr"),
+    }
+    with atomic_write(target, "w") as handle:
+        json.dump({"ancestry": [*history.get("ancestry", []), entry]}, handle, indent=1)
+
+
 def _safetensors_bytes(tensors: dict[str, Tensor]) -> bytes:
     return save({k: v.contiguous() for k, v in tensors.items()})
 
@@ -259,6 +289,7 @@ def train(config: TrainConfig, run: Path, data_root: Path | None = None, device:
     model = create_model(config.family, len(classes), config.hparams, task=TASK[config.dataset])
     if config.init:
         load_init(model, config.init, log)
+        record_ancestry(run, config.init, log)
     full = data.load_split("train", data_root)
     groups = full.labels if full.labels.ndim == 1 else np.array([name.split("/")[0] for name in full.names])
     train_idx, val_idx = validation_split(groups, config.val_fraction, config.seed)

@@ -32,9 +32,9 @@ def tiny_modelnet(tmp_path: Path, monkeypatch) -> Path:
     return root
 
 
-def _train(root: Path, run: Path, epochs: int):
+def _train(root: Path, run: Path, epochs: int, *extra: str):
     return runner.invoke(app, ["train", "--out", str(run), "--data", str(root), "--epochs", str(epochs), "--points", "64",
-                               "--batch-size", "16", "--hparams", TINY, "--device", "cpu"])
+                               "--batch-size", "16", "--hparams", TINY, "--device", "cpu", *extra])
 
 
 def test_train_resume_export_eval(tiny_modelnet: Path, tmp_path: Path) -> None:
@@ -66,6 +66,21 @@ def test_train_resume_export_eval(tiny_modelnet: Path, tmp_path: Path) -> None:
     card = json.loads(card_path.read_text())
     assert card["metrics"] == json.loads(json.dumps(card_metrics(report)))
     assert card["training"]["epochs_trained"] == 2
+    assert card["training"]["ancestry"] == [] and card["training"]["epochs_in_total"] == two["best_epoch"]
+
+
+def test_continued_training_keeps_the_history(tiny_modelnet: Path, tmp_path: Path) -> None:
+    """A run continued from a shipped model, exported under the same name, still counts the first run's epochs."""
+    models, first, second = tmp_path / "models", tmp_path / "first", tmp_path / "second"
+    assert _train(tiny_modelnet, first, 2).exit_code == 0
+    assert runner.invoke(app, ["export", str(first), "--name", "tiny", "--out", str(models)]).exit_code == 0
+    shipped = json.loads((models / "tiny.json").read_text())
+    assert _train(tiny_modelnet, second, 1, "--init", str(models / "tiny.safetensors")).exit_code == 0
+    for _ in range(2):  # exporting twice must not count the replaced card as an ancestor of itself
+        assert runner.invoke(app, ["export", str(second), "--name", "tiny", "--out", str(models)]).exit_code == 0
+        training = json.loads((models / "tiny.json").read_text())["training"]
+        assert [a["weights_sha256"] for a in training["ancestry"]] == [shipped["weights"]["sha256"]]
+        assert training["epochs_in_total"] == shipped["training"]["selected_epoch"] + 1
 
 
 def test_changed_configuration_is_refused(tiny_modelnet: Path, tmp_path: Path) -> None:
