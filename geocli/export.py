@@ -22,6 +22,11 @@ DESCRIPTIONS = {
     "tinvnn": "TinvNN (Zhang et al.): the cloud replaced by its modified-MDS coordinates (principal axes, signs fixed by "
     "odd moments, unit scale), one pass of the shared static-graph edge-convolution backbone; exactly invariant to "
     "rotations, reflections, translation, scale and point order.",
+    "apen": "APEN (Atzmon et al., ICLR 2024) on its simple partition: the cloud cut into the Voronoi cells of "
+    "farthest-point centres, frame averaging inside every cell (its PCA frame, 8 sign views) around the shared "
+    "edge-convolution trunk, then frame averaging over the cloud's frame on the cells' descriptors; exactly "
+    "invariant to rotations, reflections, translation, scale and point order, approximately to independent "
+    "motions of the parts.",
     "parot": "PaRot (Zhang et al., AAAI 2023): multi-scale patches whose invariant descriptors and equivariant "
     "poses are disentangled by a siamese PointNet, with relative poses restoring the geometry between patches; "
     "invariant to translation, scale and point order exactly, to rotation as learned (see rotation_agreement).",

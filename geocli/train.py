@@ -83,6 +83,7 @@ EDGE_TRUNK = {"k": 16, "widths": [32, 48, 96, 192], "embedding": 384}
 FAMILY_RECIPES: dict[str, dict[str, dict]] = {
     "frame_averaging": {"cpu": {}},
     "tinvnn": {"cpu": {"hparams": EDGE_TRUNK}},
+    "apen": {"cpu": {"hparams": {"parts": 16, **EDGE_TRUNK}}},
     "parot": {
         "cpu": {
             "hparams": {"patches": 128, "patch_size": 32, "global_size": 32, "patch_neighbors": 16, "dim": 64, "embedding": 512},

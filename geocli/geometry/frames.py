@@ -63,20 +63,22 @@ def _resplit_plane(axes: Tensor, pair: tuple[int, int], moment: Tensor, mask: Te
     return torch.where(mask[:, None, None], resplit, axes)
 
 
-def principal_axes(points: Tensor, tie_tolerance: float = TIE_TOLERANCE) -> tuple[Tensor, Tensor]:
+def principal_axes(points: Tensor, tie_tolerance: float = TIE_TOLERANCE, weights: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Principal axes of centred clouds, with ties broken by a fourth-order moment.
 
     ``points`` is (B, N, 3) and already centred. Returns the axes as columns of a
     (B, 3, 3) matrix ordered by decreasing variance, and the (B, 3) variances.
     Computed in float64: eigenvectors of nearly degenerate float32 covariances are
-    noisy enough to break the invariance tests.
+    noisy enough to break the invariance tests. ``weights`` (B, N), summing to 1 per
+    cloud, confine the statistics to a part of each cloud (APEN's per-part frames);
+    the points must then be centred on the weighted centroid.
     """
     x = points.double()
-    n = x.shape[-2]
-    covariance = x.transpose(-1, -2) @ x / n
+    w = torch.full_like(x[..., :1], 1.0 / x.shape[-2]) if weights is None else weights.double().unsqueeze(-1)
+    covariance = (x * w).transpose(-1, -2) @ x
     values, axes = _descending_eigh(covariance)
-    weighted = x * x.square().sum(-1, keepdim=True)
-    moment = weighted.transpose(-1, -2) @ x / n
+    weighted = x * x.square().sum(-1, keepdim=True) * w
+    moment = weighted.transpose(-1, -2) @ x
     largest = values[:, :1].clamp_min(1e-30)
     gaps = (values[:, :-1] - values[:, 1:]) / largest  # (B,2): gap 0-1 and gap 1-2
     all_tied = (gaps < tie_tolerance).all(dim=1)

@@ -13,6 +13,7 @@ the run time on a CPU.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import torch
 from torch import Tensor, nn
@@ -25,6 +26,13 @@ def gather_neighbors(features: Tensor, neighbors: Tensor) -> Tensor:
     # index_select's backward (index_add) is several times faster on CPU than advanced indexing's
     flat = features.reshape(b * n, c).index_select(0, (neighbors + offset).reshape(-1))
     return flat.view(*neighbors.shape, c)
+
+
+def gather(values: Tensor, index: Tensor) -> Tensor:
+    """(B,N,...) values at (B,M) or (B,M,k) indices."""
+    flat = index.reshape(index.shape[0], -1)
+    picked = gather_neighbors(values.reshape(*values.shape[:2], -1), flat.unsqueeze(1)).squeeze(1)
+    return picked.reshape(*index.shape, *values.shape[2:])
 
 
 def neighbor_max(edges: Tensor) -> Tensor:
@@ -41,6 +49,11 @@ class ChannelNorm(nn.BatchNorm1d):
 
 def norm_act(channels: int) -> nn.Sequential:
     return nn.Sequential(ChannelNorm(channels), nn.LeakyReLU(0.2))
+
+
+def layers(*widths: int) -> nn.Sequential:
+    """Linear (no bias: a norm follows), norm and activation for each consecutive pair of widths."""
+    return nn.Sequential(*(m for a, b in pairwise(widths) for m in (nn.Linear(a, b, bias=False), *norm_act(b))))
 
 
 class LocalGeometry(nn.Module):
@@ -110,15 +123,23 @@ class EdgeTrunk(nn.Module):
         self.layers = nn.ModuleList(NeighborMax(a, b) for a, b in zip(config.widths, rest))
         self.embed = nn.Sequential(nn.Linear(config.point_channels, config.embedding, bias=False), norm_act(config.embedding))
 
-    def forward(self, xyz: Tensor, neighbors: Tensor) -> tuple[Tensor, Tensor]:
-        """Return point features (B,N,Cp) and global features (B,Cg)."""
+    def features(self, xyz: Tensor, neighbors: Tensor) -> tuple[Tensor, Tensor]:
+        """Point features (B,N,Cp) and their embedding (B,N,E), before any pooling.
+
+        Nothing here mixes points that are not linked in ``neighbors``, so on a graph
+        cut into parts every part is processed on its own (APEN pools them itself).
+        """
         h = self.local(xyz, neighbors)
         features = [h]
         for layer in self.layers:
             h = layer(h, neighbors)
             features.append(h)
         point_features = torch.cat(features, dim=-1)
-        embedded = self.embed(point_features)
+        return point_features, self.embed(point_features)
+
+    def forward(self, xyz: Tensor, neighbors: Tensor) -> tuple[Tensor, Tensor]:
+        """Return point features (B,N,Cp) and global features (B,Cg)."""
+        point_features, embedded = self.features(xyz, neighbors)
         return point_features, torch.cat([embedded.amax(dim=1), embedded.mean(dim=1)], dim=-1)
 
 

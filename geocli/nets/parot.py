@@ -35,7 +35,6 @@ CPU, on CUDA and without torch-cluster.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import pairwise
 
 import torch
 import torch.nn.functional as F
@@ -43,7 +42,7 @@ from torch import Tensor, nn
 
 from geocli.geometry.frames import centre_and_scale
 from geocli.geometry.rotations import random_so3
-from geocli.nets.backbone import ClassifierHead, gather_neighbors, norm_act
+from geocli.nets.backbone import ClassifierHead, gather, gather_neighbors, layers, norm_act
 from geocli.ops import farthest_point_sample, knn
 
 # Weights of the siamese losses, from the authors' defaults (the descriptor loss is off there too).
@@ -67,11 +66,6 @@ class PaRotConfig:
     dropout: float = 0.5
 
 
-def layers(*widths: int) -> nn.Sequential:
-    """Linear (no bias: a norm follows), norm and activation for each consecutive pair of widths."""
-    return nn.Sequential(*(m for a, b in pairwise(widths) for m in (nn.Linear(a, b, bias=False), *norm_act(b))))
-
-
 def frame(directions: Tensor) -> Tensor:
     """(...,2,3) direction pairs -> (...,3,3) orthonormal frames, one axis per row.
 
@@ -86,13 +80,6 @@ def frame(directions: Tensor) -> Tensor:
 def in_frame(frames: Tensor, vectors: Tensor) -> Tensor:
     """Coordinates of (...,3) vectors in (...,3,3) frames: invariant when both rotate together."""
     return (frames @ vectors.unsqueeze(-1)).squeeze(-1)
-
-
-def gather(values: Tensor, index: Tensor) -> Tensor:
-    """(B,N,...) values at (B,M) or (B,M,k) indices."""
-    flat = index.reshape(index.shape[0], -1)
-    picked = gather_neighbors(values.reshape(*values.shape[:2], -1), flat.unsqueeze(1)).squeeze(1)
-    return picked.reshape(*index.shape, *values.shape[2:])
 
 
 class Disentangle(nn.Module):

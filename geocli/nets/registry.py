@@ -11,6 +11,7 @@ from typing import Any
 
 from torch import nn
 
+from geocli.nets.apen import APEN, APENConfig
 from geocli.nets.backbone import (
     ClassifierHead,
     EdgeTrunk,
@@ -27,11 +28,11 @@ FRONTENDS: dict[str, Callable[..., Frontend]] = {
     "tinvnn": TinvNN,
 }
 
-Network = InvariantNet | PaRot
+Network = InvariantNet | PaRot | APEN
 TRUNK_KEYS = ("k", "widths", "embedding")
 TASKS = ("classify", "segment")
 # How each family is invariant: "exact" by construction, "learned" from rotated training data.
-INVARIANCE = {"frame_averaging": "exact", "tinvnn": "exact", "parot": "learned"}
+INVARIANCE = {"frame_averaging": "exact", "tinvnn": "exact", "parot": "learned", "apen": "exact"}
 
 
 def list_families(invariance: str | None = None) -> list[str]:
@@ -52,6 +53,8 @@ def create_model(family: str, num_classes: int, hparams: dict[str, Any] | None =
     hparams = dict(hparams or {})
     if family == "parot":
         return PaRot(PaRotConfig(**hparams), num_classes, task)
+    if family == "apen":
+        return APEN(APENConfig(**hparams), num_classes, task)
     trunk_args = {key: hparams.pop(key) for key in TRUNK_KEYS if key in hparams}
     if "widths" in trunk_args:
         trunk_args["widths"] = tuple(trunk_args["widths"])
