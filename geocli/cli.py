@@ -19,7 +19,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from geocli.defaults import DEFAULT_CLASSIFIER, DEFAULT_SEGMENTER
+from geocli.defaults import DEFAULT_CLASSIFIER, DEFAULT_SEGMENTER, RANDOM_START
 
 app = typer.Typer(
     name="geocli",
@@ -341,8 +341,17 @@ def _card_common(card: dict[str, Any]) -> tuple[list[str], list[str]]:
     """Columns every model has: identity first, training size last."""
     head = [card["name"], card["family"], str(len(card["classes"])), str(card["input_points"])]
     tail = [_percent(card.get("metrics", {}).get("rotation_agreement", {}).get("agreement")),
-            str(card.get("training", {}).get("epochs_trained", "-")), f"{card['weights']['bytes'] / 1e6:.1f}"]
+            _epochs(card.get("training", {})), f"{card['weights']['bytes'] / 1e6:.1f}"]
     return head, tail
+
+
+def _epochs(training: dict[str, Any]) -> str:
+    """Epochs since random initialisation; "N+" when only the last run's N are known (it continued other weights)."""
+    if training.get("epochs_in_total") is not None:
+        return str(training["epochs_in_total"])
+    if "epochs_trained" not in training:
+        return "-"
+    return f"{training['epochs_trained']}{'' if training.get('started_from') == RANDOM_START else '+'}"
 
 
 def _classifier_row(card: dict[str, Any]) -> list[str]:

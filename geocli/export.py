@@ -12,6 +12,7 @@ from pathlib import Path
 from safetensors.torch import load_file
 
 from geocli.data import TASK
+from geocli.defaults import RANDOM_START
 from geocli.nets.registry import INVARIANCE, create_model
 from geocli.zoo import save_model
 
@@ -36,7 +37,6 @@ TRAINING_DATA = {
     "psb": "Labeled PSB training meshes (15 per category) minus a validation split stratified by category; "
     "the stored 2,048-point clouds plus fresh surface samplings of each mesh",
 }
-RANDOM_START = "random initialisation"
 SELECTED_ON = {"classify": "validation accuracy (view-averaged)", "segment": "validation mean IoU over categories"}
 
 

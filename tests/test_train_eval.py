@@ -11,7 +11,7 @@ import pytest
 from conftest import MODELNET40
 from typer.testing import CliRunner
 
-from geocli.cli import app
+from geocli.cli import _epochs, app
 from geocli.evaluate import card_metrics
 
 TINY = '{"group": "O3", "k": 4, "widths": [8, 8], "embedding": 16}'
@@ -81,6 +81,8 @@ def test_continued_training_keeps_the_history(tiny_modelnet: Path, tmp_path: Pat
         training = json.loads((models / "tiny.json").read_text())["training"]
         assert [a["weights_sha256"] for a in training["ancestry"]] == [shipped["weights"]["sha256"]]
         assert training["epochs_in_total"] == shipped["training"]["selected_epoch"] + 1
+    assert _epochs(training) == str(training["epochs_in_total"])
+    assert _epochs({"epochs_trained": 3, "started_from": "models/x.safetensors", "epochs_in_total": None}) == "3+"
 
 
 def test_changed_configuration_is_refused(tiny_modelnet: Path, tmp_path: Path) -> None:
