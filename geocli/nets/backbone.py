@@ -126,8 +126,9 @@ class EdgeTrunk(nn.Module):
     def features(self, xyz: Tensor, neighbors: Tensor) -> tuple[Tensor, Tensor]:
         """Point features (B,N,Cp) and their embedding (B,N,E), before any pooling.
 
-        Nothing here mixes points that are not linked in ``neighbors``, so on a graph
-        cut into parts every part is processed on its own (APEN pools them itself).
+        In evaluation nothing here mixes points that are not linked in ``neighbors``, so
+        on a graph cut into parts every part is processed on its own (APEN pools them
+        itself); training's batch statistics are the only exception.
         """
         h = self.local(xyz, neighbors)
         features = [h]
