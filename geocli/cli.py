@@ -383,7 +383,7 @@ MODEL_TABLES = {
 def train(
     out: Annotated[Path, typer.Option(help="Run folder: checkpoints, log; re-running resumes it.")],
     dataset: Annotated[str, typer.Option(help="modelnet40 (trains a classifier) or psb (a part segmenter).")] = "modelnet40",
-    family: Annotated[Optional[str], typer.Option(help="Network family: frame_averaging (default), tinvnn or parot.")] = None,
+    family: Annotated[Optional[str], typer.Option(help="Network family: frame_averaging (default), tinvnn, parot or apen.")] = None,
     recipe_name: Annotated[str, typer.Option("--recipe", help="The family's recipe: cpu (fits a two-core machine) or, for parot, published (the paper's, for a GPU).")] = "cpu",
     data: Annotated[Optional[Path], typer.Option(help="Data folder (default ../shared/data/<dataset>).")] = None,
     epochs: Annotated[Optional[int], typer.Option(min=1)] = None,
