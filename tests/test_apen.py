@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import make_tiny_psb
 from test_invariance import TOLERANCE, random_network
 from test_train_eval import runner, tiny_modelnet  # noqa: F401  (fixture)
 
@@ -83,3 +84,17 @@ def test_train_export_eval(tiny_modelnet: Path, tmp_path: Path) -> None:  # noqa
     accuracies = {p["overall_accuracy"] for p in report["protocols"].values()}
     assert set(report["protocols"]) == {"z/z", "z/SO3", "SO3/SO3"} and len(accuracies) == 1
     assert json.loads((models / "tiny-apen.json").read_text())["invariance"] == "exact"
+
+
+def test_segmenter_trains_and_labels_alike_in_any_pose(tmp_path: Path, monkeypatch) -> None:
+    """A part segmenter through the same commands; exactly invariant, so a rotation changes (almost) no label."""
+    monkeypatch.setenv("GEOCLI_CACHE", str(tmp_path / "cache"))
+    root, run, models = make_tiny_psb(tmp_path / "psb"), tmp_path / "run", tmp_path / "models"
+    trained = runner.invoke(app, ["train", "--dataset", "psb", "--family", "apen", "--out", str(run), "--data", str(root),
+                                  "--epochs", "1", "--points", "64", "--batch-size", "8", "--hparams", json.dumps(TINY), "--device", "cpu"])
+    assert trained.exit_code == 0, trained.output
+    assert runner.invoke(app, ["export", str(run), "--name", "tiny-apen-seg", "--out", str(models)]).exit_code == 0
+    evaluated = runner.invoke(app, ["eval", str(models / "tiny-apen-seg.json"), "--data", str(root), "--out", str(tmp_path / "r.json"),
+                                    "--device", "cpu"])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert json.loads((tmp_path / "r.json").read_text())["rotation_agreement"]["agreement"] > 0.99
