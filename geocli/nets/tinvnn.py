@@ -35,21 +35,29 @@ def classical_mds(points: Tensor, dims: int = 3) -> Tensor:
     return (vectors * values.clamp_min(0).sqrt().unsqueeze(-2)).to(points.dtype)
 
 
-def sign_rule(coordinates: Tensor) -> Tensor:
-    """Flip each axis so that the cloud is skewed towards its positive side.
+def axis_signs(coordinates: Tensor, weights: Tensor | None = None) -> Tensor:
+    """(B,3) signs that skew each axis of centred (B,N,3) coordinates towards its positive side.
 
     The third moment ``sum y^3`` changes sign with the axis, so requiring it positive
     fixes the sign for any shape that is not mirror-symmetric across that axis. For
     (nearly) mirror-symmetric axes, where noise would decide, the sign is taken from
     ``sum y * |x|^2`` (a different odd moment) and only then left as computed.
+    ``weights`` (B,N), summing to 1 per cloud, confine the rule to a part of each
+    cloud (APEN's per-part frames); the other points are ignored.
     """
-    scale = coordinates.norm(dim=-1).amax(dim=-1, keepdim=True).clamp_min(1e-12)  # (B,1)
+    members = torch.ones_like(coordinates[..., 0]) if weights is None else (weights > 0).to(coordinates.dtype)
+    weights = members / coordinates.shape[-2] if weights is None else weights.to(coordinates.dtype)
+    scale = (coordinates.norm(dim=-1) * members).amax(dim=-1, keepdim=True).clamp_min(1e-12)  # (B,1)
     y = coordinates / scale.unsqueeze(-1)
-    n = coordinates.shape[-2]
-    skew = y.pow(3).sum(-2) / n
-    fallback = (y * y.square().sum(-1, keepdim=True)).sum(-2) / n
+    skew = (y.pow(3) * weights.unsqueeze(-1)).sum(-2)
+    fallback = (y * y.square().sum(-1, keepdim=True) * weights.unsqueeze(-1)).sum(-2)
     key = torch.where(skew.abs() > SKEW_TOLERANCE, skew, fallback)
-    return coordinates * torch.where(key < 0, -1.0, 1.0).to(coordinates.dtype).unsqueeze(-2)
+    return torch.where(key < 0, -1.0, 1.0).to(coordinates.dtype)
+
+
+def sign_rule(coordinates: Tensor) -> Tensor:
+    """Coordinates with each axis flipped by :func:`axis_signs`: TinvNN's unique MDS solution."""
+    return coordinates * axis_signs(coordinates).unsqueeze(-2)
 
 
 class TinvNN(Frontend):
@@ -59,7 +67,7 @@ class TinvNN(Frontend):
         super().__init__()
         self.register_buffer("signs", torch.ones(1, 3), persistent=False)
 
-    def canonical(self, points: Tensor) -> Tensor:  # noqa: D102
+    def canonical(self, points: Tensor) -> Tensor:
         return sign_rule(canonical_coordinates(points)[0])
 
 
