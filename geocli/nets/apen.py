@@ -122,7 +122,9 @@ def part_graph(points: Tensor, part: Tensor, parts: int, k: int) -> Tensor:
     slot = torch.arange(n, device=part.device) - torch.gather(counts.cumsum(1) - counts, 1, grouped)
     members = torch.full((b, parts, int(counts.max())), -1, dtype=torch.long, device=part.device)
     members[rows, grouped, slot] = order
-    padded = torch.where(members.unsqueeze(-1) >= 0, gather(points, members.clamp_min(0)), FAR)
+    # padding points far away and at distinct distances: no ties among them for the search to resolve slowly
+    spread = FAR * (1 + torch.arange(members.shape[-1], device=part.device, dtype=points.dtype)).view(1, 1, -1, 1)
+    padded = torch.where(members.unsqueeze(-1) >= 0, gather(points, members.clamp_min(0)), spread)
     found = knn(padded.flatten(0, 1), min(k, members.shape[-1])).view(b, parts, members.shape[-1], -1)
     within = torch.gather(members.unsqueeze(-1).expand_as(found), 2, found)[rows, grouped, slot]  # (B,N,k') in grouped order
     neighbors = torch.empty_like(within).scatter_(1, order.unsqueeze(-1).expand_as(within), within)
