@@ -23,10 +23,10 @@ Departures from the paper, which ships code for DFaust segmentation only:
 * Each part's axis signs are fixed by TinvNN's rule (:func:`geocli.nets.tinvnn.axis_signs`)
   instead of averaged over the 8 sign views. Averaging is exact but must be trained
   as it is used: 8 backbone passes per part in every training step. Trained on one
-  random view per step and averaged only at inference, the network saw at inference
-  descriptors it had never been trained on: 52.5 % against 66.3 % for a single view on
-  400 validation shapes after 2 epochs. One canonical view per part is the same in
-  training and inference and costs one pass.
+  random view per step and averaged only at inference, the network met at inference
+  descriptors it had never been trained on, and validation accuracy fell far below
+  that of the single view it was trained on. One canonical view per part is the same
+  in training and inference and costs one pass.
 * The per-part backbone is the shared edge-convolution trunk on the kNN graph cut at
   part boundaries (the paper: a PointNet on 10 in-part neighbours).
 * The partition is deterministic (nearest centre, not a Gumbel sample), and parts too
