@@ -40,13 +40,14 @@ TRAINING_DATA = {
 SELECTED_ON = {"classify": "validation accuracy (view-averaged)", "segment": "validation mean IoU over categories"}
 
 
-def epochs_in_total(ancestry: list[dict], selected_epoch: int) -> int | None:
+def epochs_in_total(ancestry: list[dict], started_from: str, selected_epoch: int) -> int | None:
     """Epochs behind the exported weights since random initialisation, when the whole chain is known.
 
     Each ancestor contributes the epochs up to its selected (shipped) weights; a chain
-    whose oldest card started from weights it does not describe has no known total.
+    whose oldest link started from weights no card describes has no known total.
     """
-    if ancestry and ancestry[0]["started_from"] != RANDOM_START:
+    origin = ancestry[0]["started_from"] if ancestry else started_from
+    if origin != RANDOM_START:
         return None
     return sum(entry["selected_epoch"] for entry in ancestry) + selected_epoch
 
@@ -81,7 +82,7 @@ def export_run(run: Path, name: str, out: Path, note: str = "") -> Path:
             "best_validation_score": round(meta["best_val"], 4),
             "started_from": config.get("init") or RANDOM_START,
             "ancestry": ancestry,
-            "epochs_in_total": epochs_in_total(ancestry, meta["best_epoch"]),
+            "epochs_in_total": epochs_in_total(ancestry, config.get("init") or RANDOM_START, meta["best_epoch"]),
             "history": meta["history"],
             "note": note,
         },

@@ -16,7 +16,7 @@ from test_invariance import TOLERANCE, max_logit_change, transformed_copies
 import geocli
 from geocli.api import segment_geometry
 from geocli.io import Geometry
-from geocli.nets.registry import INVARIANCE
+from geocli.nets.registry import INVARIANCE, list_families
 from geocli.zoo import list_models, load_model
 
 CARDS = [card for card in list_models() if card["task"] == "classify"]
@@ -29,11 +29,12 @@ def exact(card: dict) -> bool:
 
 
 def test_a_classifier_of_every_family_is_shipped() -> None:
-    assert {card["family"] for card in CARDS} >= {"frame_averaging", "tinvnn", "parot"}
+    assert {card["family"] for card in CARDS} == set(list_families())
 
 
 def test_a_segmenter_of_every_family_is_shipped() -> None:
-    assert {card["family"] for card in SEGMENTERS} >= {"frame_averaging", "tinvnn", "parot"}
+    # APEN's segmenter is not trained yet (README, Status)
+    assert {card["family"] for card in SEGMENTERS} == set(list_families()) - {"apen"}
 
 
 @pytest.mark.parametrize("card", CARDS, ids=lambda c: c["name"])
