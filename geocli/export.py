@@ -24,10 +24,10 @@ DESCRIPTIONS = {
     "odd moments, unit scale), one pass of the shared static-graph edge-convolution backbone; exactly invariant to "
     "rotations, reflections, translation, scale and point order.",
     "apen": "APEN (Atzmon et al., ICLR 2024) on its simple partition: the cloud cut into the Voronoi cells of "
-    "farthest-point centres, frame averaging inside every cell (its PCA frame, 8 sign views) around the shared "
-    "edge-convolution trunk, then frame averaging over the cloud's frame on the cells' descriptors; exactly "
-    "invariant to rotations, reflections, translation, scale and point order, approximately to independent "
-    "motions of the parts.",
+    "farthest-point centres, every cell seen in its own PCA frame (signs fixed by TinvNN's rule) by the shared "
+    "edge-convolution trunk on an in-cell kNN graph, then frame averaging over the cloud's frame on the cells' "
+    "descriptors; exactly invariant to rotations, reflections, translation, scale and point order, "
+    "approximately to independent motions of the parts.",
     "parot": "PaRot (Zhang et al., AAAI 2023): multi-scale patches whose invariant descriptors and equivariant "
     "poses are disentangled by a siamese PointNet, with relative poses restoring the geometry between patches; "
     "invariant to translation, scale and point order exactly, to rotation as learned (see rotation_agreement).",
@@ -57,6 +57,7 @@ def export_run(run: Path, name: str, out: Path, note: str = "") -> Path:
     meta = json.loads((run / "state.json").read_text())
     ancestry = json.loads((run / "init.json").read_text())["ancestry"] if (run / "init.json").is_file() else []
     config = meta["config"]
+    started_from = config.get("init") or RANDOM_START
     dataset = config.get("dataset", "modelnet40")
     task = TASK[dataset]
     net = create_model(config["family"], len(meta["classes"]), config["hparams"], task=task)
@@ -80,9 +81,9 @@ def export_run(run: Path, name: str, out: Path, note: str = "") -> Path:
             "selected_epoch": meta["best_epoch"],
             "selected_on": SELECTED_ON[task],
             "best_validation_score": round(meta["best_val"], 4),
-            "started_from": config.get("init") or RANDOM_START,
+            "started_from": started_from,
             "ancestry": ancestry,
-            "epochs_in_total": epochs_in_total(ancestry, config.get("init") or RANDOM_START, meta["best_epoch"]),
+            "epochs_in_total": epochs_in_total(ancestry, started_from, meta["best_epoch"]),
             "history": meta["history"],
             "note": note,
         },

@@ -23,9 +23,10 @@ two directions merely encouraged to be orthogonal); the global patch is the firs
 that size) instead of a second random-start FPS; and inference, like training, shows
 each patch to the disentangler under a rotation (fixed and seeded) and rotates its
 directions back, instead of showing it as it lies: the two agree for a fully trained
-network, and only the former matches what a partly trained one learned from. All sampling is deterministic and
-depends only on distances, so a rotated cloud is cut into the very same patches and
-any change in the output comes from the learned parts alone.
+network, and only the former matches what a partly trained one learned from. All
+sampling is deterministic and depends only on distances, so a rotated cloud is cut
+into the very same patches and any change in the output comes from the learned parts
+alone.
 
 Everything is channels-last ``Linear`` layers, and neighbourhoods go through
 :mod:`geocli.ops` (torch-cluster or the pure-torch fallback), so the network runs on
