@@ -195,6 +195,7 @@ class _progress:
 
 
 def _print_table(records: list[dict[str, Any]]) -> None:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
@@ -316,6 +317,7 @@ def models(
     if as_json:
         typer.echo(json.dumps(cards, indent=2))
         return
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
@@ -327,10 +329,18 @@ def models(
             lines = [header, ["---"] * len(header), *rows]
             typer.echo(f"**{title}**\n\n" + "\n".join("| " + " | ".join(line) + " |" for line in lines) + "\n")
         else:
-            table = Table(*header, title=title)
+            # Cells never truncate (a name is what --model takes); headings wrap instead. A
+            # pipe or file gets the table's full width, not the 80 columns Rich assumes there.
+            table = Table(title=title, box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
+            for column, heading in enumerate(header):
+                table.add_column(heading, min_width=max(len(cells[column]) for cells in rows))
             for cells in rows:
                 table.add_row(*cells)
-            Console().print(table)
+            console = Console()
+            if not console.is_terminal:
+                unbounded = console.options.update(max_width=10_000)
+                console = Console(width=max(console.width, console.measure(table, options=unbounded).maximum))
+            console.print(table)
 
 
 def _percent(value: float | None) -> str:

@@ -118,9 +118,13 @@ def _cuda() -> bool:
 
 
 def test_models_table_json_and_card() -> None:
-    table = runner.invoke(app, ["models"], env={"COLUMNS": "200"})
-    assert table.exit_code == 0 and MODEL in table.stdout
     cards = json.loads(run("models", "--json").stdout)
+    # Piped, and even at 80 columns, every row keeps its whole name and the last column (MB).
+    table = runner.invoke(app, ["models"], env={"COLUMNS": "80"})
+    assert table.exit_code == 0
+    rows = {line.split()[0]: line.split() for line in table.stdout.splitlines() if line.split()}
+    for listed in cards:
+        assert rows[listed["name"]][-1] == f"{listed['weights']['bytes'] / 1e6:.1f}"
     card = next(c for c in cards if c["name"] == MODEL)
     assert card["metrics"]["produced_by"] == "geocli eval"
     assert set(card["metrics"]["protocols"]) == {"z/z", "z/SO3", "SO3/SO3"}
