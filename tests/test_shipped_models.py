@@ -33,8 +33,7 @@ def test_a_classifier_of_every_family_is_shipped() -> None:
 
 
 def test_a_segmenter_of_every_family_is_shipped() -> None:
-    # APEN's segmenter is not trained yet (README, Status)
-    assert {card["family"] for card in SEGMENTERS} == set(list_families()) - {"apen"}
+    assert {card["family"] for card in SEGMENTERS} == set(list_families())
 
 
 @pytest.mark.parametrize("card", CARDS, ids=lambda c: c["name"])
