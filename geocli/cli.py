@@ -15,11 +15,14 @@ import json
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from geocli.defaults import DEFAULT_CLASSIFIER, DEFAULT_SEGMENTER, RANDOM_START
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 app = typer.Typer(
     name="geocli",
@@ -194,16 +197,26 @@ class _progress:
             self.bar.stop()
 
 
-def _print_table(records: list[dict[str, Any]]) -> None:
-    from rich import box
+def _print_whole(table: Table) -> None:
+    """Print a Rich table; a pipe or file gets its full width, not the 80 columns Rich assumes there."""
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table("file", "label", "score", "runner-up")
+    console = Console()
+    if not console.is_terminal:
+        unbounded = console.options.update(max_width=10_000)
+        console = Console(width=max(console.width, console.measure(table, options=unbounded).maximum))
+    console.print(table)
+
+
+def _print_table(records: list[dict[str, Any]]) -> None:
+    from rich.table import Column, Table
+
+    # A path folds onto more lines rather than lose its end in a narrow terminal.
+    table = Table(Column("file", overflow="fold"), "label", "score", "runner-up")
     for record in records:
         runner = record["top_k"][1] if len(record["top_k"]) > 1 else None
         table.add_row(record["path"], record["label"], f"{record['score']:.3f}", f"{runner['label']} ({runner['score']:.3f})" if runner else "")
-    Console().print(table)
+    _print_whole(table)
 
 
 class SegmentFormat(str, Enum):
@@ -318,7 +331,6 @@ def models(
         typer.echo(json.dumps(cards, indent=2))
         return
     from rich import box
-    from rich.console import Console
     from rich.table import Table
 
     for task, (title, header, row) in MODEL_TABLES.items():
@@ -336,11 +348,7 @@ def models(
                 table.add_column(heading, min_width=max(len(cells[column]) for cells in rows))
             for cells in rows:
                 table.add_row(*cells)
-            console = Console()
-            if not console.is_terminal:
-                unbounded = console.options.update(max_width=10_000)
-                console = Console(width=max(console.width, console.measure(table, options=unbounded).maximum))
-            console.print(table)
+            _print_whole(table)
 
 
 def _percent(value: float | None) -> str:

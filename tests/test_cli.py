@@ -41,6 +41,17 @@ def test_classify_folder_of_samples_in_raw_units() -> None:
         assert record["top_k"][0]["label"] == record["label"]
 
 
+def test_table_in_a_pipe_keeps_whole_paths(tmp_path: Path) -> None:
+    """Rich assumes 80 columns when stdout is not a terminal; a long path must still come out whole."""
+    deep = tmp_path / ("a_folder_name_long_enough_to_push_the_table_past_eighty_columns" * 2)
+    deep.mkdir()
+    scan = deep / "chair_0001.pcd"
+    scan.write_bytes((SAMPLES / "chair_0001.pcd").read_bytes())
+    result = runner.invoke(app, ["classify", str(scan), "-m", MODEL], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.stderr
+    assert str(scan) in result.stdout and "chair" in result.stdout
+
+
 def test_prediction_does_not_depend_on_pose(tmp_path: Path) -> None:
     from geocli.io import read_geometry
 
