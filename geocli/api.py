@@ -10,8 +10,9 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -33,10 +34,19 @@ MESH_SAMPLES_PER_INPUT_POINT = 2  # meshes: 2n area-weighted samples, then FPS t
 Input = str | os.PathLike | np.ndarray
 
 
+DEVICE_SPEC = re.compile(r"cpu|cuda(:\d+)?")
+
+
 def resolve_device(spec: str = "auto") -> torch.device:
-    """'auto' picks CUDA when available; 'cuda' or 'cuda:N' without a GPU is a clear error."""
+    """'auto' picks CUDA when available; 'cuda' or 'cuda:N' without a GPU is a clear error.
+
+    Anything else is refused in one line naming the choices: ``torch.device`` would list
+    every device type torch knows (twenty of them), most of which geocli cannot run on.
+    """
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not DEVICE_SPEC.fullmatch(spec):
+        raise ValueError(f"unknown device {spec!r}; choose auto, cpu, cuda or cuda:N")
     device = torch.device(spec)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {spec!r} requested but CUDA is not available")
@@ -64,17 +74,23 @@ def _model_for(task: str, model: LoadedModel | str | os.PathLike, device: str) -
 
 @dataclass
 class Prediction:
-    """One input's result; ``error`` is set (and the rest empty) when the input could not be used."""
+    """One input's result; ``error`` is set (and the rest empty) when the input could not be used.
+
+    ``points`` is what the network saw (the model's input size), ``source_points`` what the
+    input held as read (a mesh's vertices), so a caller can tell a sparse scan from a dense one.
+    """
 
     path: str
     label: str | None = None
     score: float | None = None
     top_k: list[dict[str, Any]] = field(default_factory=list)
     points: int | None = None
+    source_points: int | None = None
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if v is not None}
+        """Every field, ``None`` where it does not apply: failed and classified inputs share one schema."""
+        return asdict(self)
 
 
 def model_input(geometry: Geometry, n: int, seed: int) -> np.ndarray:
@@ -135,7 +151,7 @@ def classify(
     model = _model_for("classify", model, device)
     items = _items(inputs)
     results: list[Prediction | None] = [None] * len(items)
-    pending: list[tuple[int, str, np.ndarray]] = []
+    pending: list[tuple[int, str, np.ndarray, int]] = []  # position, name, network cloud, points as read
     emitted = 0
 
     def settle(position: int, prediction: Prediction) -> None:
@@ -150,20 +166,22 @@ def classify(
     def flush() -> None:
         if not pending:
             return
-        logits = predict_logits(model, torch.from_numpy(np.stack([cloud for _, _, cloud in pending])))
-        for prediction, (position, _, cloud) in zip(_predictions(model, logits, [n for _, n, _ in pending], top_k), pending):
-            prediction.points = int(cloud.shape[0])
+        logits = predict_logits(model, torch.from_numpy(np.stack([cloud for _, _, cloud, _ in pending])))
+        names = [name for _, name, _, _ in pending]
+        for prediction, (position, _, cloud, source_points) in zip(_predictions(model, logits, names, top_k), pending):
+            prediction.points, prediction.source_points = int(cloud.shape[0]), source_points
             settle(position, prediction)
         pending.clear()
 
     for position, item in enumerate(items):
         name = _name(item, position)
         try:
-            cloud = model_input(as_geometry(item, name, max_points), model.input_points, seed)
+            geometry = as_geometry(item, name, max_points)
+            cloud = model_input(geometry, model.input_points, seed)
         except GeometryError as error:
             settle(position, Prediction(path=name, error=str(error)))
             continue
-        pending.append((position, name, cloud))
+        pending.append((position, name, cloud, len(geometry.points)))
         if len(pending) >= batch_size:
             flush()
     flush()

@@ -12,19 +12,41 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import sys
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
+from typer.core import TyperCommand
 
 from geocli.defaults import DEFAULT_CLASSIFIER, DEFAULT_SEGMENTER, RANDOM_START
 
 if TYPE_CHECKING:
     from rich.table import Table
 
-app = typer.Typer(
+    from geocli.api import Prediction
+
+
+class _Command(TyperCommand):
+    """Typer's help gives every flag a ``<bool>`` type, as if ``--recursive true`` were expected; flags get none."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        for param in self.get_params(ctx):
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        super().format_help(ctx, formatter)
+
+
+class _Typer(typer.Typer):
+    """Every command gets :class:`_Command`'s help."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        return super().command(*args, **{"cls": _Command, **kwargs})
+
+
+app = _Typer(
     name="geocli",
     help="Classify and segment 3D point clouds and meshes with rotation-invariant networks.",
     no_args_is_help=True,
@@ -43,12 +65,19 @@ class OutputFormat(str, Enum):
 
 
 def fail_usage(message: str) -> None:
-    typer.echo(f"geocli: error: {message}", err=True)
+    report_error(message)
     raise typer.Exit(2)
 
 
 def report_error(message: str) -> None:
-    typer.echo(f"geocli: error: {message}", err=True)
+    """One line on ``sys.stderr`` as it is now: while a progress bar runs, that is the bar's
+    display, which prints the line above the bar (typer.echo would write past it, onto the bar)."""
+    print(f"geocli: error: {message}", file=sys.stderr, flush=True)
+
+
+def _cli_wording(message: str) -> str:
+    """An API error names the ``max_points`` argument; on the command line the knob is ``--max-points``."""
+    return message.replace("(the limit can be raised)", "(raise it with --max-points)")
 
 
 def _stderr_console():
@@ -104,13 +133,24 @@ def _collect_inputs(paths: list[str], recursive: bool) -> tuple[list[str], list[
     return files, bad
 
 
-def _csv_row(result: dict[str, Any]) -> str:
+def _csv_columns(k: int) -> list[str]:
+    """classify's CSV header: the record's fields, top_k spread over label_i, score_i (i = 2..k) after the best."""
+    runners_up = [f"{key}_{i}" for i in range(2, k + 1) for key in ("label", "score")]
+    return ["path", "label", "score", *runners_up, "points", "source_points", "error"]
+
+
+def _csv_line(cells: list[Any]) -> str:
+    """One CSV line, written by the caller to ``sys.stdout`` as it is at that moment."""
     buffer = io.StringIO()
-    top = ";".join(f"{t['label']}:{t['score']:.4f}" for t in result.get("top_k", []))
-    csv.writer(buffer, lineterminator="\n").writerow(
-        [result["path"], result.get("label", ""), result.get("score", ""), top, result.get("error", "")]
-    )
+    csv.writer(buffer, lineterminator="\n").writerow(cells)
     return buffer.getvalue()
+
+
+def _csv_cells(record: dict[str, Any], k: int) -> list[Any]:
+    """A record as one CSV row; a null field (a failed input's label, say) is an empty cell."""
+    runners_up = {f"{key}_{i}": top[key] for i, top in enumerate(record["top_k"][1:], start=2) for key in ("label", "score")}
+    row = {**record, **runners_up}
+    return ["" if row.get(column) is None else row[column] for column in _csv_columns(k)]
 
 
 @app.command()
@@ -128,31 +168,33 @@ def classify(
     """Predict the object class of each input, whatever its orientation."""
     files, bad = _collect_inputs(paths, recursive)
     loaded = _load(model, device, "classify")
+    from geocli.api import Prediction
     from geocli.api import classify as run_classify
 
-    failures = len(bad)
-    for item in bad:
-        report_error(item.error)
-    streamed: list[dict[str, Any]] = []
+    k = min(top_k, len(loaded.classes))
+    failures = 0
+    collected: list[dict[str, Any]] = []  # json and table are printed whole at the end
 
-    def emit(prediction) -> None:
+    def emit(prediction: Prediction) -> None:
+        """One record per input, failed ones included, in every format (and failures on stderr too)."""
         nonlocal failures
         record = prediction.to_dict()
-        if prediction.error:
+        if record["error"]:
             failures += 1
-            report_error(prediction.error)
-            if output_format == OutputFormat.jsonl:
-                return
+            record["error"] = _cli_wording(record["error"])
+            report_error(record["error"])
         if output_format == OutputFormat.jsonl:
             sys.stdout.write(json.dumps(record) + "\n")
-            sys.stdout.flush()
         elif output_format == OutputFormat.csv:
-            sys.stdout.write(_csv_row(record))
-        elif not prediction.error:
-            streamed.append(record)
+            sys.stdout.write(_csv_line(_csv_cells(record, k)))
+        else:
+            collected.append(record)
+        sys.stdout.flush()
 
     if output_format == OutputFormat.csv:
-        sys.stdout.write("path,label,score,top_k,error\n")
+        sys.stdout.write(_csv_line(_csv_columns(k)))
+    for item in bad:
+        emit(Prediction(path=item.path, error=item.error))
     done = 0
     with _StopOnSignal() as stop, _progress(len(files), "classifying") as advance:
 
@@ -169,14 +211,21 @@ def classify(
             report_error(f"interrupted after {done} of {len(files)} files; the results above are complete")
             raise typer.Exit(130) from None
     if output_format == OutputFormat.json:
-        typer.echo(json.dumps(streamed, indent=2))
+        typer.echo(json.dumps(collected, indent=2))
     elif output_format == OutputFormat.table:
-        _print_table(streamed)
+        _print_table(collected)
     raise typer.Exit(1 if failures else 0)
 
 
 class _progress:
-    """A transient progress bar on stderr for long batches; silent for short ones or no terminal."""
+    """A transient progress bar on stderr for long batches; silent for short ones or no terminal.
+
+    Rich's live display captures ``sys.stdout`` by default and prints it on its own console,
+    which is stderr here: ``> out.jsonl`` would get nothing and the records would land on the
+    terminal. So stdout is left alone, unless it is the very terminal the bar is drawn on:
+    there, records go through the display, which prints them above the bar instead of
+    gluing them to it. Error lines on stderr always go through it, for the same reason.
+    """
 
     def __init__(self, total: int, label: str) -> None:
         self.total, self.label, self.bar = total, label, None
@@ -186,7 +235,7 @@ class _progress:
         if self.total >= PROGRESS_THRESHOLD and console.is_terminal:
             from rich.progress import Progress
 
-            self.bar = Progress(console=console, transient=True)
+            self.bar = Progress(console=console, transient=True, redirect_stdout=_stdout_shares_stderr_terminal(), redirect_stderr=True)
             self.bar.start()
             task = self.bar.add_task(self.label, total=self.total)
             return lambda: self.bar.advance(task)
@@ -195,6 +244,14 @@ class _progress:
     def __exit__(self, *exc) -> None:
         if self.bar:
             self.bar.stop()
+
+
+def _stdout_shares_stderr_terminal() -> bool:
+    """Whether stdout is the same terminal as stderr (not a file, a pipe, or another terminal)."""
+    try:
+        return sys.stdout.isatty() and os.path.samestat(os.fstat(sys.stdout.fileno()), os.fstat(sys.stderr.fileno()))
+    except (OSError, ValueError):  # a stream without a file descriptor
+        return False
 
 
 def _print_whole(table: Table) -> None:
@@ -209,13 +266,19 @@ def _print_whole(table: Table) -> None:
 
 
 def _print_table(records: list[dict[str, Any]]) -> None:
+    """classify's records as a table: the same fields as JSON and CSV, every runner-up in one cell."""
     from rich.table import Column, Table
+    from rich.text import Text
 
-    # A path folds onto more lines rather than lose its end in a narrow terminal.
-    table = Table(Column("file", overflow="fold"), "label", "score", "runner-up")
+    # A path or an error folds onto more lines rather than lose its end in a narrow terminal;
+    # Text() keeps brackets in names from being read as Rich markup.
+    table = Table(Column("file", overflow="fold"), "label", "score", "runners-up", "points", "source points",
+                  Column("error", overflow="fold"))
     for record in records:
-        runner = record["top_k"][1] if len(record["top_k"]) > 1 else None
-        table.add_row(record["path"], record["label"], f"{record['score']:.3f}", f"{runner['label']} ({runner['score']:.3f})" if runner else "")
+        runners_up = ", ".join(f"{top['label']} ({top['score']:.3f})" for top in record["top_k"][1:])
+        score = "" if record["score"] is None else f"{record['score']:.3f}"
+        counts = ("" if record[key] is None else str(record[key]) for key in ("points", "source_points"))
+        table.add_row(Text(record["path"]), record["label"] or "", score, runners_up, *counts, Text(record["error"] or ""))
     _print_whole(table)
 
 
@@ -269,7 +332,7 @@ def segment(
             for result in run_segment(todo, loaded, seed=seed, max_points=max_points):
                 if result.error:
                     failures += 1
-                    report_error(result.error)
+                    report_error(_cli_wording(result.error))
                 else:
                     geometry, target = result.geometry, targets[result.path]
                     mesh = per_face and result.face_labels is not None

@@ -1,9 +1,13 @@
 """Turn command-line arguments into the list of input files: paths, folders, globs and '-'.
 
 A missing path or a failing folder is not fatal: it becomes a :class:`BadInput` that the
-command reports like any other bad file, so the rest of the batch still runs.
+command reports like any other bad file, so the rest of the batch still runs; so does a
+folder named on the command line in which nothing is found, which is a mistake (a wrong
+folder, a missing ``--recursive``), not an empty success.
 Folders are walked, and ``**`` globs expanded, without following symbolic links, so a link
 loop cannot hang a scan; a file link that loops is passed on, and the reader reports it.
+A folder walk takes only files geocli reads, so ``README.md`` beside the scans is skipped;
+a file named explicitly is always passed on, and the reader reports what it cannot read.
 """
 
 from __future__ import annotations
@@ -27,8 +31,44 @@ class BadInput:
     error: str
 
 
-def _supported(path: str, extensions: tuple[str, ...]) -> bool:
-    return path.lower().endswith(extensions)
+AMBIGUOUS_EXTENSIONS = (".txt",)
+"""Extensions of point tables that, in a folder, more often name prose (notes.txt, LICENSE.txt)."""
+
+_TABLE_SNIFF_CHARS = 4096
+
+
+def _wanted(path: str, extensions: tuple[str, ...]) -> bool:
+    """Whether a folder walk should pass ``path`` on: a readable extension, and for ``.txt`` a table's content."""
+    name = path.lower()
+    if not name.endswith(extensions):
+        return False
+    return not name.endswith(AMBIGUOUS_EXTENSIONS) or _starts_like_a_table(path)
+
+
+def _starts_like_a_table(path: str) -> bool:
+    """Whether the first line that is not blank or a ``#`` comment holds only numbers.
+
+    That line is a point (x y z ...) or a PTS point count in every table the reader accepts,
+    and a word in notes. A file that cannot be opened is passed on for the reader to report.
+    """
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            head = handle.read(_TABLE_SNIFF_CHARS)
+    except OSError:
+        return True
+    for line in head.splitlines():
+        fields = line.split("#", 1)[0].replace(",", " ").split()
+        if fields:
+            return all(_is_number(field) for field in fields)
+    return False
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:
@@ -55,11 +95,22 @@ def _walk(folder: str, recursive: bool, extensions: tuple[str, ...]) -> Iterator
             errors.append(error)
             entries = iter(())
     for path in entries:
-        if _supported(path, extensions):
+        if _wanted(path, extensions):
             yield path
     for error in errors:
         where = str(error.filename or folder)
         yield BadInput(where, f"{printable_path(where)}: cannot read folder ({error.strerror})")
+
+
+def _named_folder(folder: str, recursive: bool, extensions: tuple[str, ...]) -> Iterator[str | BadInput]:
+    """Walk a folder given as an argument; finding nothing in it is an error, not an empty batch."""
+    found = False
+    for item in _walk(folder, recursive, extensions):
+        found = True
+        yield item
+    if not found:
+        where = "in this folder or below" if recursive else "in this folder (--recursive also searches sub-folders)"
+        yield BadInput(folder, f"{printable_path(folder)}: no point cloud or mesh file {where}")
 
 
 def _glob(pattern: str) -> list[str]:
@@ -93,7 +144,7 @@ def expand_inputs(
                 if line.strip():
                     yield line.rstrip("\r\n")
         elif os.path.isdir(argument):
-            yield from _walk(argument, recursive, extensions)
+            yield from _named_folder(argument, recursive, extensions)
         elif os.path.lexists(argument) or not GLOB_CHARS & set(argument):
             yield argument  # a file, or a missing path that the reader reports
         else:

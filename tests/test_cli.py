@@ -85,7 +85,7 @@ def test_csv_output_and_glob() -> None:
     assert result.exit_code == 0, result.stderr
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [Path(r["path"]).name for r in rows] == ["chair_0001.pcd", "monitor_0001.pcd", "toilet_0001.pcd"]
-    assert all(len(r["top_k"].split(";")) == 2 and not r["error"] for r in rows)
+    assert all(r["label_2"] and float(r["score"]) >= float(r["score_2"]) > 0 and not r["error"] for r in rows)
 
 
 def test_bad_files_are_reported_and_the_rest_classified(tmp_path: Path) -> None:
@@ -96,11 +96,14 @@ def test_bad_files_are_reported_and_the_rest_classified(tmp_path: Path) -> None:
     missing = tmp_path / "missing.pcd"
     result = run("classify", str(empty), str(SAMPLES / "chair_0001.pcd"), str(missing), str(nan), "-f", "jsonl")
     assert result.exit_code == 1
-    assert [Path(json.loads(line)["path"]).name for line in result.stdout.splitlines()] == ["chair_0001.pcd"]
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [Path(r["path"]).name for r in records] == ["empty.ply", "chair_0001.pcd", "missing.pcd", "nan.xyz"]
+    assert [r["label"] for r in records] == [None, "chair", None, None]
     errors = result.stderr.strip().splitlines()
     assert len(errors) == 3 and "Traceback" not in result.stderr
-    for name, line in zip(["empty.ply", "missing.pcd", "nan.xyz"], errors):
-        assert name in line and line.startswith("geocli: error: ")
+    failed = [r for r in records if r["error"]]
+    for name, line, record in zip(["empty.ply", "missing.pcd", "nan.xyz"], errors, failed):
+        assert name in line and line == f"geocli: error: {record['error']}"
 
 
 def test_recursive_folder(tmp_path: Path) -> None:
@@ -109,7 +112,7 @@ def test_recursive_folder(tmp_path: Path) -> None:
     (nested / "chair.pcd").write_bytes((SAMPLES / "chair_0001.pcd").read_bytes())
     (tmp_path / "notes.md").write_text("not geometry")
     flat = run("classify", str(tmp_path), "-f", "json")
-    assert flat.exit_code == 0 and json.loads(flat.stdout) == []
+    assert flat.exit_code == 1 and "--recursive" in flat.stderr
     deep = run("classify", str(tmp_path), "--recursive", "-f", "json")
     assert [Path(r["path"]).name for r in json.loads(deep.stdout)] == ["chair.pcd"]
 
