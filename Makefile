@@ -11,7 +11,7 @@ STAMP := $(VENV)/.geocli-installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml scripts/setup.sh
+$(STAMP): pyproject.toml scripts/setup.sh kernels/setup.py $(wildcard kernels/geocli_kernels/*.py kernels/geocli_kernels/*.cpp)
 	bash scripts/setup.sh
 	touch $@
 

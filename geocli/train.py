@@ -32,16 +32,22 @@ from torch import Tensor, nn
 
 from geocli.data import TASK, dataset
 from geocli.data.pointset import PointSet, validation_split
-from geocli.geometry.rotations import random_so3, random_z
+from geocli.geometry.rotations import frame_jitter, random_so3, random_z
 from geocli.io.atomic import atomic_write
 from geocli.metrics import segmentation_report
-from geocli.nets.registry import Network, create_model
+from geocli.nets.registry import INVARIANCE, Network, create_model
 from geocli.ops import farthest_point_sample
 from geocli.parts import decode, part_categories
+from geocli.precision import autocast, precision_name
 from geocli.zoo import ModelError, read_card, sha256_of
 
 Log = Callable[[str], None]
 RESUMABLE_CHANGES = ("epochs", "validate_after")
+
+
+# The edge trunk of the cpu recipes; "max": the first layer runs on the fused gather-max.
+EDGE_TRUNK = {"k": 16, "widths": [32, 48, 96, 192], "embedding": 384, "local": "max"}
+WIDE_TRUNK = {"k": 20, "widths": [64, 64, 128, 256], "embedding": 1024, "local": "max"}
 
 
 @dataclass
@@ -50,7 +56,7 @@ class TrainConfig:
 
     dataset: str = "modelnet40"  # modelnet40 trains a classifier, psb a segmenter
     family: str = "frame_averaging"
-    hparams: dict = field(default_factory=lambda: {"group": "O3", "k": 16, "widths": [32, 48, 96, 192], "embedding": 384})
+    hparams: dict = field(default_factory=lambda: {"group": "O3", **EDGE_TRUNK})
     points: int = 512
     epochs: int = 14
     batch_size: int = 32
@@ -66,6 +72,8 @@ class TrainConfig:
     init: str | None = None  # weights to start from, e.g. a shipped checkpoint
     resamples: int = 0  # extra surface samplings of each training mesh (data sets with meshes only)
     rotation: str = "so3"  # training rotations ("so3" or "z") for families whose invariance is learned
+    frame_jitter: float = 0.0  # exactly invariant families: degrees of random turn in the canonical frame
+    tie_ratio: float = 1.0  # ... and any turn in planes whose variances tie above this ratio (1: never)
 
     def to_json(self) -> dict:
         """Plain JSON values (tuples become lists), so a saved config compares equal to a live one."""
@@ -77,12 +85,20 @@ RECIPES: dict[str, dict] = {
     "modelnet40": {},
     "psb": {"points": 1024, "batch_size": 16, "epochs": 12, "resamples": 7, "label_smoothing": 0.1, "val_fraction": 0.2, "validate_after": 0.3},
 }
-EDGE_TRUNK = {"k": 16, "widths": [32, 48, 96, 192], "embedding": 384}
 # What a family changes on top of its data set's recipe: "cpu" fits a two-core machine
 # in hours; "published" is the paper's own set-up, for a GPU.
 FAMILY_RECIPES: dict[str, dict[str, dict]] = {
     "frame_averaging": {"cpu": {}},
-    "tinvnn": {"cpu": {"hparams": EDGE_TRUNK}},
+    "tinvnn": {
+        "cpu": {"hparams": EDGE_TRUNK},
+        # The default classifier's long CPU run: DGCNN widths, 1,024 points, validated every
+        # epoch, frames jittered as inference meets them. One cosine cycle per session of
+        # 30 epochs; the next cycle continues from the shipped weights (--init).
+        "wide": {
+            "hparams": WIDE_TRUNK, "points": 1024, "epochs": 30, "lr": 1e-3, "warmup_epochs": 2.0,
+            "validate_after": 0.0, "frame_jitter": 10.0, "tie_ratio": 0.85,
+        },
+    },
     "apen": {"cpu": {"hparams": {"parts": 16, **EDGE_TRUNK}}},
     "parot": {
         "cpu": {
@@ -211,14 +227,18 @@ def augment(model: Network, batch: dict[str, Tensor], config: TrainConfig, gener
     """Random per-axis scaling, clipped jitter and rotation, applied by the model to what it prepared.
 
     The draws are shared; what a model does with them is its own business: exactly
-    invariant families scale a random sign view of the canonical cloud (a rotation
-    would change nothing), PaRot rotates its cloud.
+    invariant families scale a random sign view of the canonical cloud and turn it by
+    :func:`frame_jitter`'s rotations (a rotation of the raw cloud would change nothing);
+    PaRot rotates its cloud.
     """
     shape = batch["index"].shape
     low, high = config.scale_range
     scale = low + (high - low) * torch.rand(shape[0], 1, 3, generator=generator)
     noise = (config.jitter * torch.randn(*shape, 3, generator=generator)).clamp(-5 * config.jitter, 5 * config.jitter)
-    rotations = TRAIN_ROTATIONS[config.rotation](shape[0], generator).float()
+    if INVARIANCE[config.family] == "exact" and "canonical" in batch:
+        rotations = frame_jitter(batch["canonical"], config.frame_jitter, config.tie_ratio, generator)
+    else:
+        rotations = TRAIN_ROTATIONS[config.rotation](shape[0], generator).float()
     return model.augment(batch, scale, noise, rotations, generator)
 
 
@@ -318,6 +338,8 @@ def train(config: TrainConfig, run: Path, data_root: Path | None = None, device:
     (run / "config.json").write_text(json.dumps(config.to_json(), indent=1))
 
     steps_per_epoch = math.ceil(len(train_y) / config.batch_size)
+    precision = precision_name(device)  # per machine: a resumed run may have moved to another CPU
+    log(f"training on {device} in {precision} (cpu capability {torch.backends.cpu.get_cpu_capability()})")
     for epoch in range(meta["epoch"], config.epochs):
         model.train()
         generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
@@ -331,7 +353,7 @@ def train(config: TrainConfig, run: Path, data_root: Path | None = None, device:
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, epoch + step / steps_per_epoch)
             inputs = augment(model, batch_of(train_cache, batch, "cpu"), config, generator)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda")):
+            with autocast(device):
                 logits = model.forward_prepared({key: value.to(device) for key, value in inputs.items()}).float()
             target = train_y[batch]
             loss = criterion(logits.reshape(-1, logits.shape[-1]), target.reshape(-1).to(device)) + model.auxiliary_loss().float()
@@ -348,7 +370,7 @@ def train(config: TrainConfig, run: Path, data_root: Path | None = None, device:
             val_acc = validation_score(model, val_cache, val_y, classes, device, config.batch_size)
         record = {
             "epoch": epoch + 1, "loss": total_loss / len(train_y), "train_acc": correct / max(seen, 1),
-            "val_acc": val_acc, "seconds": time.perf_counter() - started,
+            "val_acc": val_acc, "seconds": time.perf_counter() - started, "precision": precision,
         }
         meta["history"].append(record)
         meta["epoch"] = epoch + 1

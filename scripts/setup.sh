@@ -68,7 +68,23 @@ if ! "$PY" -c 'import torch_cluster' 2>/dev/null; then
     rm -f "$build_cfg"
 fi
 
-# 5. geocli itself (editable) with its dependencies and the test tools.
+# 5. geocli's own compiled kernels (kernels/: the fused neighbour max), against the same
+#    torch. Rebuilt when their sources change (a hash stamp in the venv). geocli works
+#    without them (a pure-torch fallback, slower), so a failed build warns and goes on.
+kernels_hash=$(cat kernels/setup.py kernels/geocli_kernels/*.py kernels/geocli_kernels/*.cpp | sha256sum | cut -c1-16)
+kernels_stamp="$VENV/.geocli-kernels-$kernels_hash"
+if [ ! -f "$kernels_stamp" ] || ! "$PY" -c 'import geocli_kernels' 2>/dev/null; then
+    log "building geocli-kernels (C++, about a minute)"
+    rm -f "$VENV"/.geocli-kernels-*
+    if pip install -q --no-build-isolation --no-deps --force-reinstall ./kernels; then
+        rm -rf kernels/build kernels/*.egg-info
+        touch "$kernels_stamp"
+    else
+        log "WARNING: geocli-kernels did not build; geocli falls back to pure torch (slower)"
+    fi
+fi
+
+# 6. geocli itself (editable) with its dependencies and the test tools.
 #    The torch>=2.4 requirement is already met by the pinned build, so pip keeps it.
 log "installing geocli (editable) with its dependencies"
 pip install -q -e '.[test]'

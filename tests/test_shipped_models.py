@@ -17,6 +17,7 @@ import geocli
 from geocli.api import segment_geometry
 from geocli.io import Geometry
 from geocli.nets.registry import INVARIANCE, list_families
+from geocli.ops import kernels_available, use_kernels
 from geocli.zoo import list_models, load_model
 
 CARDS = [card for card in list_models() if card["task"] == "classify"]
@@ -101,3 +102,17 @@ def test_shipped_segmenter_labels_follow_the_points(card) -> None:
     reference = labels(cloud)
     for copy, order in transformed_copies(cloud, count=4, seed=7, pose=exact(card)):
         assert (labels(copy) == reference[order.numpy()]).mean() > 0.999
+
+
+@pytest.mark.skipif(not kernels_available(), reason="geocli_kernels is not built here")
+@pytest.mark.parametrize("card", CARDS + SEGMENTERS, ids=lambda c: c["name"])
+def test_shipped_model_gives_the_same_logits_with_and_without_kernels(card, modelnet_test) -> None:
+    """The compiled kernels change speed only: logits within 1e-4 of the pure-torch route."""
+    model = load_model(card["name"])
+    points = torch.from_numpy(modelnet_test["points"][:16, : model.input_points])
+    with torch.no_grad():
+        with use_kernels(True):
+            fast = model.net(points)
+        with use_kernels(False):
+            slow = model.net(points)
+    assert float((fast - slow).abs().max()) <= 1e-4

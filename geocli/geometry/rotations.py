@@ -47,3 +47,46 @@ def random_rotations(n: int, kind: str, seed: int) -> Tensor:
 def rotate(points: Tensor, rotations: Tensor) -> Tensor:
     """Apply one rotation per cloud: (B,N,3) x (B,3,3) -> (B,N,3), row-vector convention."""
     return points @ rotations.to(points.dtype).transpose(-1, -2)
+
+
+def _plane_rotations(angles: Tensor, i: int, j: int) -> Tensor:
+    """(B,3,3) rotations by ``angles`` (B,) in the plane of axes i and j."""
+    out = torch.eye(3, dtype=angles.dtype).repeat(len(angles), 1, 1)
+    c, s = angles.cos(), angles.sin()
+    out[:, i, i], out[:, i, j], out[:, j, i], out[:, j, j] = c, -s, s, c
+    return out
+
+
+def frame_jitter(canonical: Tensor, max_degrees: float, tie_ratio: float, generator: torch.Generator) -> Tensor:
+    """(B,3,3) augmentation rotations for clouds in their canonical (principal-axis) frames.
+
+    A canonical frame is only as stable as the gaps between its variances: where two
+    nearly tie, noise decides which axis comes first, and a class is seen in frames
+    that disagree by up to 90 degrees. Training therefore turns each canonical cloud
+    (a) about a uniformly random axis by up to ``max_degrees``, the small wobble of any
+    estimated frame, and (b) in the plane of every pair of consecutive axes whose
+    variance ratio exceeds ``tie_ratio`` (1 disables it), by an angle drawn uniformly
+    within +-180 degrees times how close the tie is (0 at ``tie_ratio``, 1 at equality),
+    so that the network meets every frame its inputs may get. Row-vector convention
+    (apply as ``x @ R.T``), float32.
+    """
+    b = canonical.shape[0]
+    variances = canonical.float().square().mean(dim=1)  # (B,3): centred, so second moments per axis
+    out = torch.eye(3).repeat(b, 1, 1)
+    if tie_ratio < 1:
+        for i in (0, 1):
+            big, small = variances[:, i], variances[:, i + 1]
+            ratio = torch.minimum(big, small) / torch.maximum(big, small).clamp_min(1e-12)
+            closeness = ((ratio - tie_ratio) / (1 - tie_ratio)).clamp(0, 1)
+            angles = (2 * torch.rand(b, generator=generator) - 1) * math.pi * closeness
+            out = _plane_rotations(angles, i, i + 1) @ out
+    if max_degrees > 0:
+        axis = torch.randn(b, 3, generator=generator)
+        axis = axis / axis.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        angle = torch.rand(b, generator=generator) * math.radians(max_degrees)
+        k = torch.zeros(b, 3, 3)
+        k[:, 0, 1], k[:, 0, 2], k[:, 1, 2] = -axis[:, 2], axis[:, 1], -axis[:, 0]
+        k = k - k.transpose(1, 2)
+        s, c = angle.sin()[:, None, None], angle.cos()[:, None, None]
+        out = (torch.eye(3) + s * k + (1 - c) * (k @ k)) @ out  # Rodrigues
+    return out

@@ -48,11 +48,10 @@ from geocli.nets.backbone import (
     NeighborMax,
     SegmentationHead,
     TrunkConfig,
-    gather,
     layers,
 )
 from geocli.nets.tinvnn import axis_signs
-from geocli.ops import farthest_point_sample, knn
+from geocli.ops import farthest_point_sample, gather, knn
 
 MIN_PART_POINTS = 4  # fewer points give no stable frame; such parts use the cloud's
 FAR = 1e3  # where padding points of a part's search lie: never nearer than a real point
@@ -67,13 +66,14 @@ class APENConfig:
     k: int = 16
     widths: tuple[int, ...] = (32, 48, 96, 192)
     embedding: int = 384
+    local: str = "mlp"  # the trunk's first layer (TrunkConfig.local)
     token_neighbors: int = 8  # neighbouring parts each part token sees
     token_width: int = 256
     dropout: float = 0.5
 
     @property
     def trunk(self) -> TrunkConfig:
-        return TrunkConfig(self.k, tuple(self.widths), self.embedding)
+        return TrunkConfig(self.k, tuple(self.widths), self.embedding, self.local)
 
 
 def partition(points: Tensor, parts: int) -> Tensor:

@@ -18,26 +18,7 @@ from itertools import pairwise
 import torch
 from torch import Tensor, nn
 
-
-def gather_neighbors(features: Tensor, neighbors: Tensor) -> Tensor:
-    """(B,N,C) features, (B,N,k) indices -> (B,N,k,C) neighbour features."""
-    b, n, c = features.shape
-    offset = torch.arange(b, device=features.device).view(b, 1, 1) * n
-    # index_select's backward (index_add) is several times faster on CPU than advanced indexing's
-    flat = features.reshape(b * n, c).index_select(0, (neighbors + offset).reshape(-1))
-    return flat.view(*neighbors.shape, c)
-
-
-def gather(values: Tensor, index: Tensor) -> Tensor:
-    """(B,N,...) values at (B,M) or (B,M,k) indices."""
-    flat = index.reshape(index.shape[0], -1)
-    picked = gather_neighbors(values.reshape(*values.shape[:2], -1), flat.unsqueeze(1)).squeeze(1)
-    return picked.reshape(*index.shape, *values.shape[2:])
-
-
-def neighbor_max(edges: Tensor) -> Tensor:
-    """Max over the neighbour axis of (B,N,k,C); ``max`` routes gradients by index, ``amax`` by mask (slower)."""
-    return edges.max(dim=2).values
+from geocli.ops import gather_max, gather_neighbors
 
 
 class ChannelNorm(nn.BatchNorm1d):
@@ -57,11 +38,13 @@ def layers(*widths: int) -> nn.Sequential:
 
 
 class LocalGeometry(nn.Module):
-    """First layer: an MLP on (x_i, x_j - x_i) edges, max-pooled over the neighbours.
+    """First layer of the checkpoints trained before the fused kernels (``local="mlp"``).
 
-    The first linear map of the edge feature splits into a per-point part and a
-    per-neighbour part, both computed on N points before the gather, so only the
-    second layer runs on all N*k edges.
+    A two-layer MLP on (x_i, x_j - x_i) edges, max-pooled over the neighbours. The first
+    linear map splits into a per-point and a per-neighbour part computed on N points, but
+    the second runs on all N*k edges, and that (B,N,k,C) tensor, its norms and its max
+    were the largest cost of a CPU training step. ``local="max"`` replaces it by one
+    :class:`NeighborMax` on the coordinates, DGCNN's own first layer.
     """
 
     def __init__(self, width: int) -> None:
@@ -74,14 +57,16 @@ class LocalGeometry(nn.Module):
         # W_c x_i + W_n (x_j - x_i) == (W_c - W_n) x_i + W_n x_j
         centre = self.centre(xyz) - self.neighbor(xyz)
         edges = centre.unsqueeze(2) + gather_neighbors(self.neighbor(xyz), neighbors)
-        return neighbor_max(self.edge(edges))
+        return self.edge(edges).max(dim=2).values
 
 
 class NeighborMax(nn.Module):
     """Edge convolution with one linear map: max_j(A h_j) + B h_i, then norm and activation.
 
     ``max_j (A h_j + B h_i) == max_j (A h_j) + B h_i``, so the layer costs one GEMM on
-    N points and a gather-max, not a GEMM on N*k edges.
+    N points and a fused gather-max (:func:`geocli.ops.gather_max`), not a GEMM on N*k
+    edges. On coordinates (``in_channels=3``) it is DGCNN's first EdgeConv, with the norm
+    after the max rather than on every edge.
     """
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
@@ -92,7 +77,10 @@ class NeighborMax(nn.Module):
 
     def forward(self, h: Tensor, neighbors: Tensor) -> Tensor:  # noqa: D102
         neighbor_part, self_part = self.linear(h).split(self.out_channels, dim=-1)
-        return self.post(neighbor_max(gather_neighbors(neighbor_part, neighbors)) + self_part)
+        return self.post(gather_max(neighbor_part, neighbors) + self_part)
+
+
+LOCAL_LAYERS = ("mlp", "max")
 
 
 @dataclass(frozen=True)
@@ -102,6 +90,11 @@ class TrunkConfig:
     k: int = 20
     widths: tuple[int, ...] = (64, 64, 128, 256)
     embedding: int = 512
+    local: str = "mlp"  # first layer: "mlp" (LocalGeometry, cards written before it existed) or "max"
+
+    def __post_init__(self) -> None:
+        if self.local not in LOCAL_LAYERS:
+            raise ValueError(f"unknown first layer {self.local!r}; expected one of {LOCAL_LAYERS}")
 
     @property
     def point_channels(self) -> int:
@@ -119,7 +112,7 @@ class EdgeTrunk(nn.Module):
         super().__init__()
         self.config = config
         first, *rest = config.widths
-        self.local = LocalGeometry(first)
+        self.local = LocalGeometry(first) if config.local == "mlp" else NeighborMax(3, first)
         self.layers = nn.ModuleList(NeighborMax(a, b) for a, b in zip(config.widths, rest))
         self.embed = nn.Sequential(nn.Linear(config.point_channels, config.embedding, bias=False), norm_act(config.embedding))
 

@@ -86,15 +86,17 @@ class InvariantNet(nn.Module):
     def augment(
         self, batch: dict[str, Tensor], scale: Tensor, noise: Tensor, rotations: Tensor, generator: torch.Generator
     ) -> dict[str, Tensor]:
-        """A random sign view of each canonical cloud, scaled along its axes and jittered.
+        """A random sign view of each canonical cloud, scaled along its axes, turned by ``rotations``, jittered.
 
         Scaling along the canonical axes keeps them the principal axes, so the result is
-        still a valid canonical view of a plausible shape; ``rotations`` are ignored,
-        since the front-end would undo them.
+        still a valid canonical view of a plausible shape. ``rotations`` act in the
+        canonical frame (:func:`geocli.geometry.rotations.frame_jitter`): they show the
+        network the frames that noise and near-equal variances give at inference.
         """
         signs = self.frontend.signs.cpu()
         view = signs[torch.randint(len(signs), (len(scale),), generator=generator)]
-        return {**batch, "canonical": batch["canonical"] * view[:, None, :] * scale + noise}
+        turned = (batch["canonical"] * view[:, None, :] * scale) @ rotations.transpose(-1, -2)
+        return {**batch, "canonical": turned + noise}
 
     def auxiliary_loss(self) -> Tensor:
         """Exactly invariant families train on the task loss alone."""

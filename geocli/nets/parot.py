@@ -43,8 +43,8 @@ from torch import Tensor, nn
 
 from geocli.geometry.frames import centre_and_scale
 from geocli.geometry.rotations import random_so3
-from geocli.nets.backbone import ClassifierHead, gather, gather_neighbors, layers, norm_act
-from geocli.ops import farthest_point_sample, knn
+from geocli.nets.backbone import ClassifierHead, layers, norm_act
+from geocli.ops import farthest_point_sample, gather, gather_neighbors, knn
 
 # Weights of the siamese losses, from the authors' defaults (the descriptor loss is off there too).
 DIRECTION_WEIGHT = {"local": 1.0, "global": 1.0}

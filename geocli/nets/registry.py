@@ -29,7 +29,7 @@ FRONTENDS: dict[str, Callable[..., Frontend]] = {
 }
 
 Network = InvariantNet | PaRot | APEN
-TRUNK_KEYS = ("k", "widths", "embedding")
+TRUNK_KEYS = ("k", "widths", "embedding", "local")
 TASKS = ("classify", "segment")
 # How each family is invariant: "exact" by construction, "learned" from rotated training data.
 INVARIANCE = {"frame_averaging": "exact", "tinvnn": "exact", "parot": "learned", "apen": "exact"}

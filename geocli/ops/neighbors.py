@@ -14,6 +14,8 @@ import os
 import torch
 from torch import Tensor
 
+from geocli.ops.kernels import compiled, kernels_enabled
+
 __all__ = ["backend", "farthest_point_sample", "knn"]
 
 BACKENDS = ("torch", "torch-cluster")
@@ -82,6 +84,9 @@ def _sq_dist(a: Tensor, b: Tensor, dim: int = -1) -> Tensor:
 def farthest_point_sample(points: Tensor, n: int, *, backend: str | None = None) -> Tensor:
     """Indices (B, n) int64 of ``n`` points picked by farthest point sampling, in pick order.
 
+    On the CPU the compiled kernel (:mod:`geocli.ops.kernels`) runs the same greedy loop
+    as the torch route, with the same rounding and ties, without a Python step per pick.
+
     The first pick is the point farthest from the cloud's centroid (not index 0), so the
     result does not depend on the storage order of the points: permuting the input
     selects the same points. Exact distance ties go to the lowest index. If ``n >= N``
@@ -104,6 +109,8 @@ def farthest_point_sample(points: Tensor, n: int, *, backend: str | None = None)
     named = backend is not None or "GEOCLI_OPS_BACKEND" in os.environ
     if _resolve(backend) == "torch-cluster" and not capped and (pts.is_cuda or named):
         return _fps_cluster(pts, n, start)
+    if not pts.is_cuda and kernels_enabled():
+        return compiled().farthest_point_sample(pts, n, start)
     return _fps_torch(pts, n, start)
 
 
