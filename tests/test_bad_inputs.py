@@ -8,19 +8,16 @@ The corpus is generated into tmp_path by tests/corpus/make_corpus.py.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
-import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from corpus import deadline, succeeded
 from corpus.make_corpus import DIRECTORY, UNREADABLE, build, degenerate_clouds, unreadable_for_this_user
 from typer.testing import CliRunner
 
@@ -50,22 +47,6 @@ def _valid(expected: dict[str, str | None]) -> list[str]:
     return valid + ([] if unreadable_for_this_user() else [UNREADABLE])  # root reads the chmod-000 file
 
 
-@contextlib.contextmanager
-def _deadline(seconds: int) -> Iterator[None]:
-    """Fail instead of hanging the suite (e.g. if a named pipe were opened for reading)."""
-
-    def expire(signum: int, frame: object) -> None:
-        raise TimeoutError(f"no answer within {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 def _check_errors(stderr: str, expected: dict[str, str], folder: Path) -> None:
     """Exactly one ``geocli: error: <path>: <problem>`` line per bad file, and nothing else."""
     assert "Traceback" not in stderr
@@ -85,7 +66,7 @@ def test_every_corpus_file_is_refused_with_its_reason_or_read(corpus: tuple[Path
     folder, expected = corpus
     for name, text in _bad(expected).items():
         path = folder / name
-        with _deadline(30), pytest.raises(GeometryError) as caught:
+        with deadline(30), pytest.raises(GeometryError) as caught:
             read_geometry(path)
         message = str(caught.value)
         assert "\n" not in message and message.startswith(f"{path}: ") and text in message, (name, message)
@@ -116,7 +97,7 @@ def test_folder_scans_and_globs_list_loops_without_following_them(corpus: tuple[
 
     folder, expected = corpus
     files = sorted(str(folder / n) for n in expected if n != DIRECTORY)
-    with _deadline(30):
+    with deadline(30):
         flat = list(expand_inputs([str(folder)], SUPPORTED_EXTENSIONS))
         deep = list(expand_inputs([str(folder)], SUPPORTED_EXTENSIONS, recursive=True))
         globbed = list(expand_inputs([f"{folder}/**/*.*"], SUPPORTED_EXTENSIONS))
@@ -135,10 +116,10 @@ def test_info_reports_each_bad_file_and_prints_the_good_ones(
     names = sorted(set(bad) | set(_valid(expected)))
     paths = [str(folder / n) for n in names]
     batch = [*paths[: len(paths) // 2], *map(str, GOOD), *paths[len(paths) // 2 :]]  # good files amid the bad
-    with _deadline(120):
+    with deadline(120):
         result = CliRunner().invoke(app, ["info", *batch])
     assert result.exit_code == 1
-    printed = [json.loads(line)["path"] for line in result.stdout.splitlines()]
+    printed = succeeded(result.stdout)
     assert printed == [p for p in batch if Path(p).name not in bad]
     _check_errors(result.stderr, bad, folder)
     assert capfd.readouterr().err == ""  # nothing printed behind Python's back by C libraries
@@ -150,9 +131,9 @@ def test_each_bad_file_on_its_own(corpus: tuple[Path, dict[str, str | None]]) ->
     for name, text in _bad(expected).items():
         path = str(folder / name)
         for command in (["info", path], ["classify", "-", "-f", "jsonl"]):  # '-': a folder name is read, not walked
-            with _deadline(60):
+            with deadline(60):
                 result = CliRunner().invoke(app, command, input=f"{path}\n")
-            assert (result.exit_code, result.stdout) == (1, ""), (name, command)
+            assert (result.exit_code, succeeded(result.stdout)) == (1, []), (name, command)
             assert result.stderr.startswith(f"{PREFIX}{path}: ") and result.stderr.count("\n") == 1, result.stderr
             assert text in result.stderr
 
@@ -164,10 +145,10 @@ def test_classify_reports_each_bad_file_from_a_pipeline_list(
     folder, expected = corpus
     bad = _bad(expected)
     listing = "".join(f"{folder / n}\n" for n in sorted(set(bad) | set(_valid(expected))))
-    with _deadline(300):
+    with deadline(300):
         result = CliRunner().invoke(app, ["classify", "-", *map(str, GOOD), "-f", "jsonl", "-k", "1"], input=listing)
     assert result.exit_code == 1
-    classified = {Path(json.loads(line)["path"]).name for line in result.stdout.splitlines()}
+    classified = {Path(p).name for p in succeeded(result.stdout)}
     assert classified == set(_valid(expected)) | {p.name for p in GOOD}
     _check_errors(result.stderr, bad, folder)
     assert capfd.readouterr().err == ""
@@ -176,7 +157,7 @@ def test_classify_reports_each_bad_file_from_a_pipeline_list(
 def test_max_points_option_refuses_large_files_in_a_batch() -> None:
     result = CliRunner().invoke(app, ["classify", *map(str, GOOD), "--max-points", "1500", "-f", "jsonl"])
     assert result.exit_code == 1
-    assert [Path(json.loads(line)["path"]).name for line in result.stdout.splitlines()] == ["chair_0001.pcd"]
+    assert [Path(p).name for p in succeeded(result.stdout)] == ["chair_0001.pcd"]
     lines = result.stderr.splitlines()
     assert len(lines) == 2 and all("more than the max_points limit of 1,500" in line for line in lines)
 
@@ -195,7 +176,7 @@ def test_console_script_scans_the_corpus_folder_recursively(tmp_path: Path) -> N
     command = [str(GEOCLI), "classify", str(scan), "-r", "-f", "jsonl", "-k", "1"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 1
-    classified = sorted(Path(json.loads(line)["path"]).name for line in done.stdout.splitlines())
+    classified = sorted(Path(p).name for p in succeeded(done.stdout))
     assert classified == sorted([*_valid(expected), GOOD[0].name])
     bad = {n: e for n, e in _bad(expected).items() if n != DIRECTORY}  # a folder is walked, not read
     _check_errors(done.stderr, bad, scan)
@@ -231,7 +212,7 @@ def test_unreadable_file_through_info_and_classify(tmp_path: Path) -> None:
         )
         assert done.returncode == 1 and "Traceback" not in done.stderr
         assert done.stderr == f"{PREFIX}{locked}: permission denied\n"
-        assert [json.loads(line)["path"] for line in done.stdout.splitlines()] == [str(GOOD[0])]
+        assert succeeded(done.stdout) == [str(GOOD[0])]
 
 
 # --- the max_points limit, before the big allocation --------------------------------------------
@@ -270,17 +251,19 @@ def test_max_points_is_enforced_for_every_format_before_the_backend_reads(
     import laspy
     import trimesh
 
+    from geocli.io import meshes, pcd, ply
+
     files = _write_every_format(tmp_path)
     for path in files:
         assert len(read_geometry(path).points) >= 200, path  # a valid file, read whole without the limit
 
-    def backend_called(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the backend was asked to read a file over the limit")
+    def data_read(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the data of a file over the limit were read")
 
-    monkeypatch.setattr(readers, "_open3d", backend_called)
-    monkeypatch.setattr(trimesh, "load_scene", backend_called)
-    monkeypatch.setattr(np, "load", backend_called)
-    monkeypatch.setattr(laspy.LasReader, "read", backend_called)
+    # Everything that reads (and allocates for) the data, after the header: geocli's parsers, numpy, the backends.
+    for owner, name in [(ply, "read_ply"), (pcd, "_read_columns"), (meshes, "array"), (meshes, "_ascii_stl_corners"),
+                        (np, "frombuffer"), (np, "loadtxt"), (np, "load"), (trimesh, "load_scene"), (laspy.LasReader, "read")]:  # fmt: skip
+        monkeypatch.setattr(owner, name, data_read)
     for path in sorted(files, key=lambda p: p.suffix == ".npz"):
         if path.suffix == ".npz":
             monkeypatch.undo()  # last: NPZ headers live inside the zip archive that np.load opens

@@ -1,27 +1,23 @@
-"""PLY headers and triangle strips: what Open3D and trimesh do not read.
+"""PLY, read here in all three encodings: header, vertices, polygon faces and triangle strips.
 
-Open3D ignores ``tristrips`` elements (the Igea scan stores its faces that way) and
-trimesh 5 loads such files as bare clouds, so the header is parsed here and strips
-are decoded into triangles. The header also gives the vertex count cheaply, so huge
-files are refused before their data are read, and the data size it implies, so truncated
-files and headers that lie about their counts are caught before Open3D reads (and allocates)
-anything: Open3D reads a short count silently and stops, ignoring the rest of the file.
+Open3D's reader trusted the file: it triangulated polygons with unchecked vertex indices (an
+index of -1 crashed the whole process), made triangles of faces with two indices, read an ASCII
+row with an extra value into the next row, and ignored ``tristrips`` elements (the Igea scan;
+trimesh 5 loads those files as bare clouds). Here the header's counts are checked against the
+max_points limit and the file size before any data are read, every row must hold exactly the
+values the header declares, and every face index is checked (``checks.triangulate``) before use.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from itertools import islice
-from typing import IO, Any
 
 import numpy as np
 
+from geocli.io.checks import check_indices, header_lines, triangulate
 from geocli.io.errors import GeometryError
-
-MAX_HEADER_LINES = 1000
-MAX_HEADER_LINE_BYTES = 65536  # bounds what a header read takes from a binary file without newlines
-
 
 _PLY_TYPES = {
     "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1",
@@ -29,13 +25,14 @@ _PLY_TYPES = {
     "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",
     "float": "f4", "float32": "f4", "double": "f8", "float64": "f8",
 }  # fmt: skip
+_INDEX_LISTS = ("vertex_indices", "vertex_index")  # what writers call a face's (or strip's) list
 
 
 @dataclass
 class _PlyProperty:
-    dtype: str  # numpy type code of the value, or of each item of a list
-    count_dtype: str | None = None  # numpy type code of a list's length; None for scalars
-    name: str = ""
+    name: str
+    dtype: np.dtype  # of the value, or of each item of a list
+    count_dtype: np.dtype | None = None  # of a list's length; None for scalars
 
 
 @dataclass
@@ -52,27 +49,21 @@ class PlyHeader:
     data_start: int
 
     def count(self, name: str) -> int:
-        return sum(e.count for e in self.elements if e.name == name)
+        return next((e.count for e in self.elements if e.name == name), 0)
 
 
-def header_lines(path: str, handle: IO[bytes], max_lines: int = MAX_HEADER_LINES) -> Iterator[bytes]:
-    """The first ``max_lines`` lines of ``handle``, each at most ``MAX_HEADER_LINE_BYTES`` long.
+@dataclass
+class _PlyList:
+    """A list property of every row: each row's length and all items, concatenated."""
 
-    Plain ``readline`` on a binary file with no newline would read the whole file into memory.
-    """
-    for _ in range(max_lines):
-        line = handle.readline(MAX_HEADER_LINE_BYTES)
-        if not line:
-            return
-        if len(line) == MAX_HEADER_LINE_BYTES and not line.endswith(b"\n"):
-            raise GeometryError(path, "invalid header: a line is longer than 64 KiB (binary data?)")
-        yield line
+    sizes: np.ndarray
+    values: np.ndarray
 
 
 def read_header(path: str) -> PlyHeader:
-    """Parse the header ourselves: it gives the point count before any data is read."""
+    """Parse the header ourselves: it gives the counts before any data is read."""
     with open(path, "rb") as handle:
-        lines = header_lines(path, handle, MAX_HEADER_LINES + 1)
+        lines = header_lines(path, handle, "PLY")
         if next(lines, b"").strip() != b"ply":
             raise GeometryError(path, "not a PLY file: first line is not 'ply'")
         encoding, elements = "", []
@@ -87,8 +78,8 @@ def read_header(path: str) -> PlyHeader:
                     encoding = words[1]
                 elif words[:1] == ["element"]:
                     elements.append(_PlyElement(words[1], int(words[2])))
-                    if elements[-1].count < 0:
-                        raise ValueError("negative count")
+                    if elements[-1].count < 0 or [e.name for e in elements].count(words[1]) > 1:
+                        raise ValueError("negative count or repeated element")
                 elif words[:1] == ["property"]:
                     elements[-1].properties.append(_ply_property(words))
             except (IndexError, KeyError, ValueError):
@@ -97,9 +88,12 @@ def read_header(path: str) -> PlyHeader:
 
 
 def _ply_property(words: list[str]) -> _PlyProperty:
-    if words[1] == "list":
-        return _PlyProperty(_PLY_TYPES[words[3]], _PLY_TYPES[words[2]], words[4])
-    return _PlyProperty(_PLY_TYPES[words[1]], name=words[2])
+    if words[1] != "list":
+        return _PlyProperty(words[2], np.dtype(_PLY_TYPES[words[1]]))
+    count_dtype = np.dtype(_PLY_TYPES[words[2]])
+    if count_dtype.kind not in "iu":
+        raise ValueError("a list length must have an integer type")
+    return _PlyProperty(words[4], np.dtype(_PLY_TYPES[words[3]]), count_dtype)
 
 
 def check_layout(path: str, header: PlyHeader) -> None:
@@ -123,83 +117,197 @@ def check_layout(path: str, header: PlyHeader) -> None:
                 problem = f"the header declares {declared:,} rows, the file has {rows:,}"
                 raise GeometryError(path, f"corrupt PLY data: {problem}")
             return
-    sizes = [sum(np.dtype(p.count_dtype or p.dtype).itemsize for p in e.properties) for e in header.elements]
+    sizes = [
+        sum((p.dtype if p.count_dtype is None else p.count_dtype).itemsize for p in e.properties)
+        for e in header.elements
+    ]
     needed = sum(e.count * size for e, size in zip(header.elements, sizes))
     if available < needed:
         raise GeometryError(
-            path, f"corrupt PLY data: file ends early (the header's counts need {needed:,}+ bytes, {available:,} follow it)"
+            path,
+            f"corrupt PLY data: file ends early (the header's counts need {needed:,}+ bytes, {available:,} follow it)",
         )
     exact = not any(p.count_dtype for e in header.elements for p in e.properties)
     last_row = next((size for e, size in zip(reversed(header.elements), reversed(sizes)) if e.count), 0)
     if exact and last_row and available - needed >= last_row:
         raise GeometryError(
-            path, f"corrupt PLY data: {available - needed:,} bytes follow the data the header declares (a count too low?)"
+            path,
+            f"corrupt PLY data: {available - needed:,} bytes follow the data the header declares (a count too low?)",
         )
 
 
-def strip_faces(path: str, header: PlyHeader) -> np.ndarray:
-    position = next(i for i, e in enumerate(header.elements) if e.name == "tristrips")
-    element = header.elements[position]
-    if len(element.properties) != 1 or element.properties[0].count_dtype is None:
-        raise GeometryError(path, "unsupported PLY tristrips element: expected one list of vertex indices")
-    before = header.elements[:position]
+def read_ply(
+    path: str, header: PlyHeader
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """Points, triangles (``None`` for a cloud), normals and colours in [0, 1] (``None`` when absent).
+
+    Faces and triangle strips both become triangles, their indices checked against the vertices.
+    Call after ``check_layout``, which guarantees the data can hold what the header declares.
+    """
+    elements = _read_elements(path, header)
+    vertex = elements.get("vertex", {})
+    points = np.column_stack([vertex[a] for a in "xyz"]) if header.count("vertex") else np.empty((0, 3))
+    colors = _columns(vertex, ("red", "green", "blue"))
+    if colors is not None and np.issubdtype(colors.dtype, np.integer):
+        colors = colors / np.iinfo(colors.dtype).max
+    triangles = []
+    if header.count("face"):
+        faces = _index_list(path, elements["face"], "face")
+        triangles.append(triangulate(path, faces.sizes, faces.values, len(points)))
+    if header.count("tristrips"):
+        strips = _index_list(path, elements["tristrips"], "tristrips")
+        ends = np.cumsum(strips.sizes)[:-1]
+        strip_triangles = [_strip_triangles(strip) for strip in np.split(strips.values, ends)]
+        triangles.append(check_indices(path, np.concatenate(strip_triangles), len(points)))
+    faces = np.concatenate(triangles) if triangles else None
+    return points, faces, _columns(vertex, ("nx", "ny", "nz")), colors
+
+
+def _columns(values: dict[str, np.ndarray], names: tuple[str, ...]) -> np.ndarray | None:
+    return np.column_stack([values[n] for n in names]) if set(names) <= set(values) else None
+
+
+def _index_list(path: str, values: dict[str, np.ndarray | _PlyList], element: str) -> _PlyList:
+    found = next((values[n] for n in _INDEX_LISTS if isinstance(values.get(n), _PlyList)), None)
+    if found is None:
+        raise GeometryError(path, f"unsupported PLY {element} element: no vertex_indices list")
+    return found
+
+
+def _read_elements(path: str, header: PlyHeader) -> dict[str, dict[str, np.ndarray | _PlyList]]:
+    """Every property of every element: a column per scalar, sizes and items per list."""
+    with open(path, "rb") as handle:
+        handle.seek(header.data_start)
+        data = handle.read()
     if header.encoding == "ascii":
-        strips = _ascii_ply_lists(path, header.data_start, sum(e.count for e in before), element.count)
-    else:
-        strips = _binary_ply_lists(path, header, before, element)
-    return np.concatenate([_strip_triangles(s) for s in strips] or [np.empty((0, 3), np.int64)])
-
-
-def _ascii_ply_lists(path: str, data_start: int, skip_lines: int, rows: int) -> list[np.ndarray]:
-    """Read ``rows`` lines of ``count i0 i1 ...`` after ``skip_lines`` lines of other elements."""
-    lists = []
-    with open(path, "rb") as handle:
-        handle.seek(data_start)
-        for line in islice(handle, skip_lines, skip_lines + rows):
-            words = line.split()
-            values = np.array(words[1:], dtype=np.int64)
-            if not words or len(values) != int(words[0]):
-                raise GeometryError(path, "corrupt PLY data: triangle strip length does not match its count")
-            lists.append(values)
-    if len(lists) != rows:
-        raise GeometryError(path, "corrupt PLY data: file ends inside the triangle strips")
-    return lists
-
-
-def _binary_ply_lists(
-    path: str, header: PlyHeader, before: list[_PlyElement], element: _PlyElement
-) -> list[np.ndarray]:
+        rows = (words for line in data.splitlines() if (words := line.split()))
+        return {e.name: _ascii_element(path, e, rows) for e in header.elements}
     order = "<" if header.encoding == "binary_little_endian" else ">"
-    if any(p.count_dtype for e in before for p in e.properties):
-        raise GeometryError(path, "unsupported PLY layout: list properties before the triangle strips")
-    skip = sum(e.count * sum(np.dtype(p.dtype).itemsize for p in e.properties) for e in before)
-    count_type = np.dtype(order + str(element.properties[0].count_dtype))
-    item_type = np.dtype(order + element.properties[0].dtype)
-    lists = []
-    with open(path, "rb") as handle:
-        handle.seek(header.data_start + skip)
-        for _ in range(element.count):
-            length = int(_read_values(path, handle, count_type, 1)[0])
-            lists.append(_read_values(path, handle, item_type, length).astype(np.int64))
-    return lists
+    elements, offset = {}, 0
+    for element in header.elements:
+        elements[element.name], offset = _binary_element(path, element, data, offset, order)
+    return elements
 
 
-def _read_values(path: str, handle: Any, dtype: np.dtype, count: int) -> np.ndarray:
-    data = handle.read(count * dtype.itemsize)
-    if len(data) != count * dtype.itemsize:
-        raise GeometryError(path, "corrupt PLY data: file ends inside the triangle strips")
-    return np.frombuffer(data, dtype)
+def _ascii_element(path: str, element: _PlyElement, rows: Iterator[list[bytes]]) -> dict[str, np.ndarray | _PlyList]:
+    """One row per line, holding exactly the values the header declares: an extra or missing value is refused.
+
+    Open3D read values as one stream, so a row with an extra value shifted every later row.
+    """
+    words_of: list[list[bytes]] = [[] for _ in element.properties]
+    sizes_of: list[list[int]] = [[] for _ in element.properties]
+    for number in range(element.count):
+        words = next(rows)  # check_layout counted the rows
+        position = 0
+        for prop, found, sizes in zip(element.properties, words_of, sizes_of):
+            length = 1
+            if prop.count_dtype is not None:
+                length = _list_length(path, element, number, words[position : position + 1])
+                position += 1
+            found.extend(words[position : position + length])
+            sizes.append(length)
+            position += length
+        if position != len(words):
+            problem = f"{element.name} {number:,} has {len(words)} values, the header declares {position}"
+            raise GeometryError(path, f"corrupt PLY data: {problem}")
+    try:
+        columns = [_numbers(words, p) for p, words in zip(element.properties, words_of)]
+    except (ValueError, OverflowError) as exc:
+        raise GeometryError(path, f"corrupt PLY data: {element.name}: {exc}") from None
+    return _element_values(element.properties, columns, [np.array(s, np.int64) for s in sizes_of])
+
+
+def _numbers(words: list[bytes], prop: _PlyProperty) -> np.ndarray:
+    """ASCII values in the property's type; list items of an integer type stay int64, so that
+    an index of 300 in a ``uchar`` list is refused rather than wrapped to 44, and "1.5" fails."""
+    integer = prop.dtype.kind in "iu"
+    values = np.fromiter(map(int if integer else float, words), np.int64 if integer else np.float64, len(words))
+    return values if prop.count_dtype is not None and integer else values.astype(prop.dtype)
+
+
+def _list_length(path: str, element: _PlyElement, number: int, word: list[bytes]) -> int:
+    """The length that starts an ASCII list; a missing one reads as 0, and the row's length check reports it."""
+    try:
+        length = int(word[0]) if word else 0
+    except ValueError:
+        length = -1
+    if length < 0:
+        raise GeometryError(path, f"corrupt PLY data: {element.name} {number:,}: invalid list length {word[0]!r}")
+    return length
+
+
+def _binary_element(
+    path: str, element: _PlyElement, data: bytes, offset: int, order: str
+) -> tuple[dict[str, np.ndarray | _PlyList], int]:
+    """The element's values and where the next element starts.
+
+    Rows whose lists all have the lengths of the first row's (triangles only, say) are read as
+    one numpy array; rows of mixed polygons are walked one by one.
+    """
+    properties = element.properties
+    lengths = _read_row(path, element, data, offset, order)[2] if element.count else [0] * len(properties)
+    fields = []
+    for j, (prop, length) in enumerate(zip(properties, lengths)):
+        if prop.count_dtype is not None:
+            fields.append((f"n{j}", prop.count_dtype.newbyteorder(order)))
+        fields.append((f"v{j}", prop.dtype.newbyteorder(order), (length,)))
+    row = np.dtype(fields)
+    end = offset + element.count * row.itemsize
+    if end <= len(data):
+        rows = np.frombuffer(data, row, count=element.count, offset=offset) if element.count else np.zeros(0, row)
+        uniform = all(
+            (rows[f"n{j}"] == n).all() for j, (p, n) in enumerate(zip(properties, lengths)) if p.count_dtype is not None
+        )
+        if uniform:
+            sizes = [np.broadcast_to(np.int64(n), element.count) for n in lengths]  # views: no memory per row
+            return _element_values(properties, [rows[f"v{j}"].reshape(-1) for j in range(len(properties))], sizes), end
+    values: list[list[int | float]] = [[] for _ in properties]
+    sizes_of: list[list[int]] = [[] for _ in properties]
+    for _ in range(element.count):
+        offset, row_values, row_lengths = _read_row(path, element, data, offset, order)
+        for found, sizes, items, length in zip(values, sizes_of, row_values, row_lengths):
+            found.extend(items)
+            sizes.append(length)
+    columns = [np.array(found, dtype=p.dtype) for p, found in zip(properties, values)]
+    return _element_values(properties, columns, [np.array(s, np.int64) for s in sizes_of]), offset
+
+
+def _read_row(
+    path: str, element: _PlyElement, data: bytes, offset: int, order: str
+) -> tuple[int, list[tuple[int | float, ...]], list[int]]:
+    """Where the next row starts, and each property's items and list length (1 for a scalar)."""
+    values, lengths = [], []
+    try:
+        for prop in element.properties:
+            length = 1
+            if prop.count_dtype is not None:
+                (length,) = struct.unpack_from(order + prop.count_dtype.char, data, offset)
+                offset += prop.count_dtype.itemsize
+                if length < 0:
+                    raise GeometryError(path, f"corrupt PLY data: a {element.name} list has length {length}")
+            values.append(struct.unpack_from(f"{order}{length}{prop.dtype.char}", data, offset))
+            lengths.append(length)
+            offset += length * prop.dtype.itemsize
+    except struct.error:
+        raise GeometryError(path, f"corrupt PLY data: file ends inside the {element.name} element") from None
+    return offset, values, lengths
+
+
+def _element_values(
+    properties: list[_PlyProperty], columns: list[np.ndarray], sizes: list[np.ndarray]
+) -> dict[str, np.ndarray | _PlyList]:
+    return {p.name: c if p.count_dtype is None else _PlyList(n, c) for p, c, n in zip(properties, columns, sizes)}
 
 
 def _strip_triangles(strip: np.ndarray) -> np.ndarray:
     """Triangles of a strip of vertex indices where -1 restarts the strip.
 
     Every second triangle swaps its first two corners so all keep the strip's winding;
-    degenerate triangles (repeated indices, used to join strips) are dropped.
+    degenerate triangles (repeated indices, used to join strips) are dropped. The strip's
+    type is kept, so that ``check_indices`` refuses indices stored as floats.
     """
-    strip = np.asarray(strip, dtype=np.int64)
     if len(strip) < 3:
-        return np.empty((0, 3), np.int64)
+        return np.empty((0, 3), strip.dtype)
     a, b, c = strip[:-2], strip[1:-1], strip[2:]
     restarts = np.where(strip < 0, np.arange(len(strip)), -1)
     run_start = np.maximum.accumulate(restarts)[:-2] + 1

@@ -1,12 +1,11 @@
 """Read point clouds and meshes from common 3D formats into one ``Geometry`` type.
 
-Backends, chosen per format after checking how each one fails:
-
-* Open3D: PLY, PCD, STL, OFF. Its legacy readers never raise; they log a warning and return
-  empty (or, for PLY, partially filled) geometry, so every result is validated here.
-* trimesh: OBJ (Open3D's OBJ reader silently drops quads and other polygons), GLB/GLTF scenes,
-  and OFF files whose first line Open3D rejects (ModelNet's ``OFF490 518 0``).
-* laspy (+ lazrs for LAZ), numpy for NPY/NPZ and text tables.
+PLY, PCD, OFF, OBJ and STL are parsed by geocli itself (``ply``, ``pcd``, ``meshes``): the
+backends used before trusted their files: they crashed the process on a face index of -1, hung
+on a named pipe an OBJ's ``mtllib`` named, and read doubles, or rows with an extra value, as other
+numbers without a word. GLB/GLTF scenes are checked (``gltf``) and then read by trimesh, LAS/LAZ by laspy (+ lazrs),
+NPY/NPZ and text tables by numpy, each after the counts a header states are checked against the
+max_points limit and against the file size (``checks``).
 
 Heavy libraries are imported inside the functions that need them, so the CLI starts fast.
 Every failure surfaces as a one-line ``GeometryError`` naming the file.
@@ -14,23 +13,20 @@ Every failure surfaces as a one-line ``GeometryError`` naming the file.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import os
 import re
-import stat
-import sys
-import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from geocli.io import gltf, meshes, pcd, ply
+from geocli.io.checks import check_count, check_indices, check_size, read_table, regular_file_size
 from geocli.io.errors import GeometryError, one_line
-from geocli.io.ply import check_layout, header_lines, read_header, strip_faces
 
 __all__ = [
     "DEFAULT_MAX_POINTS",
@@ -46,11 +42,11 @@ DEFAULT_MAX_POINTS = 5_000_000
 
 A guard against reading a huge scan by mistake: five million float64 points are 120 MB before any
 processing, and classification only needs a few thousand. Where a header states the count
-(PLY, PCD, OFF, LAS/LAZ, NPY/NPZ) the file is refused before its data are read, and the header's
-counts are checked against the file size, so a lying header cannot cause a large allocation;
-OBJ vertex lines are counted before parsing; STL counts its vertices as stored (three per facet,
-before shared vertices are merged: that is what the backend allocates); text tables stop
-reading after ``max_points + 1`` rows; GLB/GLTF are checked after reading.
+(PLY, PCD, OFF, LAS/LAZ, NPY/NPZ, GLB/GLTF accessors) the file is refused before its data are
+read, and the header's counts are checked against the file size, so a lying header cannot cause
+a large allocation; OBJ vertex lines are counted before parsing; STL counts its vertices as stored
+(three per facet, before shared vertices are merged); text tables stop reading after
+``max_points + 1`` rows.
 """
 
 MAX_COORDINATE = float(np.finfo(np.float32).max)
@@ -116,26 +112,8 @@ def read_geometry(path: str | os.PathLike, max_points: int = DEFAULT_MAX_POINTS)
 
 
 def _check_file(path: str) -> tuple[str, bytes]:
-    """Fail early with a precise reason; return the lower-case extension and the first bytes.
-
-    Only regular files are opened: a named pipe would block the read forever, and a device
-    such as ``/dev/zero`` behind a link would never end.
-    """
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise GeometryError(path, "symbolic link loop") from None
-        if exc.errno == errno.ENOENT:
-            broken = os.path.islink(path)
-            problem = "broken symbolic link: its target does not exist" if broken else "file not found"
-            raise GeometryError(path, problem) from None
-        raise GeometryError(path, f"cannot open file: {exc.strerror or exc}") from None
-    if stat.S_ISDIR(mode):
-        raise GeometryError(path, "is a directory, not a file")
-    if not stat.S_ISREG(mode):
-        kind = "a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
-        raise GeometryError(path, f"not a regular file ({kind})")
+    """Fail early with a precise reason; return the lower-case extension and the first bytes."""
+    regular_file_size(path)
     try:
         with open(path, "rb") as handle:
             head = handle.read(_SNIFF_BYTES)
@@ -189,17 +167,6 @@ def _format_name(path: str) -> str:
     return Path(path).suffix.lstrip(".").upper()
 
 
-def _unreadable(path: str) -> GeometryError:
-    return GeometryError(path, f"no geometry could be read: corrupt or unsupported {_format_name(path)} data")
-
-
-def _check_count(path: str, count: int, max_points: int, what: str = "points") -> None:
-    if count > max_points:
-        raise GeometryError(
-            path, f"has {count:,} {what}, more than the max_points limit of {max_points:,} (the limit can be raised)"
-        )
-
-
 def validate_points(path: str, points: Any) -> np.ndarray:
     """Return ``points`` as a float64 (N, 3) array, or raise ``GeometryError`` if they describe no shape.
 
@@ -239,7 +206,7 @@ def _build(
 ) -> Geometry:
     """Validate backend output and normalise dtypes, so every reader fails the same way."""
     points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-    _check_count(path, len(points), max_points)
+    check_count(path, len(points), max_points)
     points = validate_points(path, points)
     colors = _attribute(colors)
     faces = _checked_faces(path, faces, len(points), needs_faces)
@@ -254,16 +221,12 @@ def _build(
 
 
 def _checked_faces(path: str, faces: Any, n_points: int, needs_faces: bool) -> np.ndarray | None:
-    faces = None if faces is None else np.asarray(faces, dtype=np.int64).reshape(-1, 3)
+    faces = None if faces is None else np.asarray(faces).reshape(-1, 3)
     if faces is None or len(faces) == 0:
         if needs_faces:
             raise GeometryError(path, "mesh has no faces")
         return None
-    low, high = int(faces.min()), int(faces.max())
-    if low < 0 or high >= n_points:
-        bad = low if low < 0 else high
-        raise GeometryError(path, f"face indices out of range: index {bad} with {n_points:,} vertices")
-    return np.ascontiguousarray(faces)
+    return np.ascontiguousarray(check_indices(path, faces, n_points))
 
 
 def _check_area(path: str, points: np.ndarray, faces: np.ndarray | None) -> None:
@@ -283,302 +246,38 @@ def _attribute(values: Any) -> np.ndarray | None:
     return np.ascontiguousarray(np.asarray(values, dtype=np.float64))
 
 
-# --- Open3D -----------------------------------------------------------------------------------
-
-
-def _open3d() -> Any:
-    """Import Open3D and mute its console warnings: geocli reports problems itself."""
-    import open3d as o3d
-
-    o3d.utility.set_verbosity_level(o3d.utility.VerbosityLevel.Error)
-    return o3d
-
-
-@contextlib.contextmanager
-def _native_stderr() -> Iterator[list[str]]:
-    """Capture what C code writes to file descriptor 2 while the block runs.
-
-    Open3D's PLY parser (RPly) reports corrupt data only there, whatever the verbosity level,
-    and still returns partially filled geometry, so its messages are the only failure signal.
-    Process-wide: output of other threads during the read is swallowed too.
-    """
-    lines: list[str] = []
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with tempfile.TemporaryFile() as sink:
-            os.dup2(sink.fileno(), 2)
-            try:
-                yield lines
-            finally:
-                os.dup2(saved, 2)
-                sink.seek(0)
-                lines.extend(sink.read().decode(errors="replace").splitlines())
-    finally:
-        os.close(saved)
-
-
-def _read_ply_with_open3d(path: str, read: Callable[[str], Any]) -> Any:
-    with _native_stderr() as messages:
-        geometry = read(path)
-    problems = [line.removeprefix("RPly:").strip() for line in messages if line.startswith("RPly:")]
-    if problems:
-        raise GeometryError(path, f"corrupt PLY data ({problems[0]})")
-    return geometry
+# --- parsed by geocli, or checked and then read by trimesh -------------------------------------
 
 
 def _read_ply(path: str, max_points: int) -> Geometry:
-    header = read_header(path)
-    _check_count(path, header.count("vertex"), max_points)
-    check_layout(path, header)
-    o3d = _open3d()
-    if header.count("face"):
-        mesh = _read_ply_with_open3d(path, o3d.io.read_triangle_mesh)
-        return _from_open3d_mesh(path, mesh, max_points)
-    cloud = _read_ply_with_open3d(path, o3d.io.read_point_cloud)
-    # Open3D ignores triangle strips (e.g. the Igea scan); decode them here.
-    faces = strip_faces(path, header) if header.count("tristrips") else None
-    return _build(
-        path,
-        cloud.points,
-        max_points,
-        faces=faces,
-        normals=cloud.normals,
-        colors=cloud.colors,
-        needs_faces=faces is not None,
-    )
-
-
-def _from_open3d_mesh(path: str, mesh: Any, max_points: int) -> Geometry:
-    return _build(
-        path,
-        mesh.vertices,
-        max_points,
-        faces=mesh.triangles,
-        normals=mesh.vertex_normals,
-        colors=mesh.vertex_colors,
-        needs_faces=True,
-    )
+    """A mesh when the file has faces or triangle strips, a point cloud otherwise."""
+    header = ply.read_header(path)
+    check_count(path, header.count("vertex"), max_points)
+    ply.check_layout(path, header)
+    points, faces, normals, colors = ply.read_ply(path, header)
+    return _build(path, points, max_points, faces=faces, normals=normals, colors=colors, needs_faces=faces is not None)
 
 
 def _read_pcd(path: str, max_points: int) -> Geometry:
-    declared = _check_pcd(path, max_points)
-    cloud = _open3d().io.read_point_cloud(path)
-    if len(cloud.points) != declared:
-        if declared == 0:
-            raise GeometryError(path, "no points found")
-        raise GeometryError(path, f"corrupt PCD data: {len(cloud.points):,} of the {declared:,} points could be read")
-    return _build(path, cloud.points, max_points, normals=cloud.normals, colors=cloud.colors)
+    points, normals, colors = pcd.read_pcd(path, max_points)
+    return _build(path, points, max_points, normals=normals, colors=colors)
 
 
-def _check_pcd(path: str, max_points: int) -> int:
-    """Check a PCD header against the max_points limit and the data that follow; return the point count.
+def _read_mesh(parse: Callable[[str, int], tuple[np.ndarray, np.ndarray]]) -> Callable[[str, int], Geometry]:
+    """A reader for a format whose parser returns vertices and triangles."""
 
-    Open3D allocates what the header declares, reads ASCII words that are not numbers as 0,
-    and ignores data beyond the declared count, so those cases are caught here first.
-    """
-    lines: dict[str, list[bytes]] = {}
-    with open(path, "rb") as handle:
-        for line in header_lines(path, handle):
-            words = line.split()
-            if words and not words[0].startswith(b"#"):
-                lines[words[0].decode("ascii", errors="replace").upper()] = words[1:]
-            if "DATA" in lines:
-                break
-        data_start = handle.tell()
-        available = handle.seek(0, 2) - data_start
-    declared = _pcd_ints(path, lines, "POINTS")[0]
-    _check_count(path, declared, max_points)
-    if "DATA" not in lines:
-        raise GeometryError(path, "invalid PCD header: no DATA line")
-    fields = [f.decode("ascii", errors="replace") for f in lines.get("FIELDS", [])]
-    if not {"x", "y", "z"} <= set(fields):
-        raise GeometryError(path, "invalid PCD header: FIELDS must include x, y and z")
-    sizes, counts = _pcd_ints(path, lines, "SIZE"), _pcd_ints(path, lines, "COUNT", [1] * len(fields))
-    if not len(fields) == len(sizes) == len(counts):
-        raise GeometryError(path, "invalid PCD header: FIELDS, SIZE and COUNT must have one entry per field")
-    data = lines["DATA"][0].decode("ascii", errors="replace") if lines["DATA"] else ""
-    columns, row = sum(counts), sum(s * c for s, c in zip(sizes, counts))
-    if data == "ascii":
-        _check_pcd_ascii(path, data_start, declared, columns)
-    elif data == "binary":
-        _check_size(path, "PCD", declared * row, available, row)
-    elif data == "binary_compressed":
-        with open(path, "rb") as handle:
-            handle.seek(data_start)
-            compressed, uncompressed = np.frombuffer(handle.read(8).ljust(8, b"\0"), "<u4").tolist()
-        _check_size(path, "PCD", compressed + 8, available, None)
-        if uncompressed != declared * row:
-            problem = f"corrupt PCD data: {uncompressed:,} bytes compressed, the header's points need {declared * row:,}"
-            raise GeometryError(path, problem)
-    else:
-        raise GeometryError(path, f"invalid PCD header: unknown DATA type {data!r}")
-    return declared
+    def read(path: str, max_points: int) -> Geometry:
+        points, faces = parse(path, max_points)
+        return _build(path, points, max_points, faces=faces, needs_faces=True)
+
+    return read
 
 
-def _pcd_ints(path: str, lines: dict[str, list[bytes]], key: str, default: list[int] | None = None) -> list[int]:
-    """The non-negative integers of header line ``key``; ``default`` if the line is absent."""
-    words = lines.get(key)
-    if words is None:
-        if default is None:
-            raise GeometryError(path, f"invalid PCD header: no {key} line")
-        return default
-    try:
-        values = [int(word) for word in words]
-    except ValueError:
-        values = []
-    if not values or min(values) < 0:
-        line = b" ".join([key.encode(), *words]).decode("ascii", errors="replace")
-        raise GeometryError(path, f"invalid PCD header line: {line}")
-    return values
-
-
-def _check_pcd_ascii(path: str, data_start: int, declared: int, columns: int) -> None:
-    """Every ASCII value must be a number, and rows and columns must match the header."""
-    with open(path, "rb") as handle:
-        handle.seek(data_start)
-        try:
-            table = np.loadtxt(handle, comments="#", ndmin=2, max_rows=declared + 1)
-        except ValueError as exc:
-            raise GeometryError(path, f"corrupt PCD data: {str(exc).split(';')[0]}") from None
-    if table.shape != (declared, columns) and table.size:
-        found = f"{table.shape[0]:,} of {table.shape[1]}"
-        raise GeometryError(path, f"corrupt PCD data: the header declares {declared:,} rows of {columns} values, found {found}")
-    if not table.size and declared:
-        raise GeometryError(path, f"corrupt PCD data: the header declares {declared:,} points, the file has none")
-
-
-def _check_size(path: str, kind: str, needed: int, available: int, row: int | None) -> None:
-    """Binary data must fill what the header declares; a whole ``row`` more means a count too low."""
-    if available < needed:
-        problem = f"file ends early (the header's counts need {needed:,} bytes, {available:,} follow it)"
-        raise GeometryError(path, f"corrupt {kind} data: {problem}")
-    if row and available - needed >= row:
-        problem = f"{available - needed:,} bytes follow the data the header declares (a count too low?)"
-        raise GeometryError(path, f"corrupt {kind} data: {problem}")
-
-
-def _read_stl(path: str, max_points: int) -> Geometry:
-    """STL repeats each vertex once per facet; merge exact duplicates into a shared-vertex mesh.
-
-    STL normals are per facet, so no per-vertex normals are returned.
-    """
-    _check_stl(path, max_points)
-    mesh = _open3d().io.read_triangle_mesh(path)
-    if len(mesh.vertices) == 0:
-        raise _unreadable(path)
-    points, inverse = np.unique(np.asarray(mesh.vertices), axis=0, return_inverse=True)
-    faces = inverse.reshape(-1)[np.asarray(mesh.triangles)]
-    return _build(path, points, max_points, faces=faces, needs_faces=True)
-
-
-def _check_stl(path: str, max_points: int) -> None:
-    """Tell binary from ASCII STL and check the size a binary header implies, before reading.
-
-    A binary file is ``84 + 50 * facets`` bytes (extra bytes are tolerated); a file that is not
-    and starts with ``solid`` is ASCII. The max_points limit counts vertices as stored, three per
-    facet, since that is what Open3D allocates before they are merged.
-    """
-    size = os.path.getsize(path)
-    with open(path, "rb") as handle:
-        head = handle.read(84)
-    facets = int.from_bytes(head[80:84], "little") if len(head) == 84 else None
-    if not (facets is not None and size == 84 + 50 * facets) and head.lstrip().startswith(b"solid"):
-        _check_count(path, _count_in_file(path, b"vertex"), max_points, _STL_VERTICES)
-        return
-    if facets is None:
-        raise GeometryError(path, "corrupt STL data: too short for binary STL, and not ASCII STL (no 'solid' line)")
-    _check_size(path, "STL", 50 * facets, size - 84, None)
-    _check_count(path, 3 * facets, max_points, _STL_VERTICES)
-
-
-_STL_VERTICES = "vertices (3 per facet)"
-
-
-def _count_in_file(path: str, word: bytes) -> int:
-    """Occurrences of ``word`` in the file, read in chunks: a fast scan in bounded memory.
-
-    The file is scanned as if it began with a newline, so ``b"\\nv "`` counts every line
-    that starts with ``v `` (an OBJ vertex), the first one included.
-    """
-    total, tail = 0, b"\n"
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 22):
-            window = tail + chunk
-            total += window.count(word)
-            tail = window[len(window) - len(word) + 1 :]  # too short to hold a whole match twice
-    return total
-
-
-def _read_off(path: str, max_points: int) -> Geometry:
-    n_vertices, n_faces = _off_counts(path)
-    _check_count(path, n_vertices, max_points)
-    if n_vertices == 0:
-        raise GeometryError(path, "no points found")
-    if n_faces == 0:
+def _read_gltf(path: str, max_points: int) -> Geometry:
+    points, faces, colors = gltf.read_gltf(path, max_points)
+    if faces is None:
         raise GeometryError(path, "mesh has no faces")
-    size = os.path.getsize(path)
-    if 6 * n_vertices + 8 * n_faces > size + 1:  # "0 0 0\n" and "3 0 1 2\n" are the shortest rows
-        problem = f"{n_vertices:,} vertices and {n_faces:,} faces cannot fit in {size:,} bytes"
-        raise GeometryError(path, f"corrupt OFF data: {problem}")
-    mesh = _open3d().io.read_triangle_mesh(path)
-    if len(mesh.vertices) == 0:  # e.g. ModelNet's "OFF490 518 0" first line, which trimesh accepts
-        try:
-            geometry = _read_trimesh(path, max_points)
-        except GeometryError as exc:
-            raise GeometryError(path, f"corrupt OFF data ({exc.problem})") from None
-    elif len(mesh.triangles) < n_faces:  # Open3D splits polygons into triangles, so never has fewer
-        raise GeometryError(path, f"corrupt OFF data: {len(mesh.triangles):,} of the {n_faces:,} faces could be read")
-    else:
-        geometry = _from_open3d_mesh(path, mesh, max_points)
-    if len(geometry.points) != n_vertices:
-        raise GeometryError(path, f"corrupt OFF data: {len(geometry.points):,} of the {n_vertices:,} vertices could be read")
-    return geometry
-
-
-def _off_counts(path: str) -> tuple[int, int]:
-    """Vertex and face counts from an OFF header, tolerating comments and ``OFF490 518 0``."""
-    tokens: list[bytes] = []
-    with open(path, "rb") as handle:
-        for line in header_lines(path, handle):
-            tokens += line.split(b"#")[0].split()
-            if len(tokens) >= 3:
-                break
-    magic = re.fullmatch(rb"([A-Z0-9]*OFF)(\d*)", tokens[0]) if tokens else None
-    if magic is None:
-        raise GeometryError(path, "not an OFF file: the first word must be OFF")
-    counts = ([magic.group(2)] if magic.group(2) else []) + tokens[1:]
-    try:
-        n_vertices, n_faces = int(counts[0]), int(counts[1])
-    except (IndexError, ValueError):
-        n_vertices = n_faces = -1
-    if n_vertices < 0 or n_faces < 0:
-        raise GeometryError(path, "invalid OFF header: expected vertex and face counts")
-    return n_vertices, n_faces
-
-
-# --- trimesh ----------------------------------------------------------------------------------
-
-
-def _read_trimesh(path: str, max_points: int) -> Geometry:
-    """Concatenate every triangle mesh of the file's scene, with node transforms applied."""
-    import trimesh
-
-    if path.lower().endswith(".obj"):  # count vertex lines before trimesh parses (and allocates) them
-        _check_count(path, _count_in_file(path, b"\nv ") + _count_in_file(path, b"\nv\t"), max_points)
-    try:
-        scene = trimesh.load_scene(path, process=False)
-    except IndexError as exc:  # trimesh's OBJ parser indexes vertices with the face indices
-        raise GeometryError(path, f"face indices out of range ({one_line(exc)})") from None
-    except FileNotFoundError as exc:  # a .gltf's external buffer or texture
-        raise GeometryError(path, f"referenced file not found: {one_line(exc)}") from None
-    meshes = [g for g in scene.dump() if isinstance(g, trimesh.Trimesh) and len(g.faces)]
-    if not meshes:
-        has_points = any(len(getattr(g, "vertices", ())) for g in scene.geometry.values())
-        raise GeometryError(path, "mesh has no faces") if has_points else _unreadable(path)
-    mesh = trimesh.util.concatenate(meshes)
-    colors = mesh.visual.vertex_colors[:, :3] / 255.0 if mesh.visual.kind == "vertex" else None
-    return _build(path, mesh.vertices, max_points, faces=mesh.faces, colors=colors, needs_faces=True)
+    return _build(path, points, max_points, faces=faces, colors=colors, needs_faces=True)
 
 
 # --- laspy, numpy -------------------------------------------------------------------------------
@@ -588,10 +287,24 @@ def _read_las(path: str, max_points: int) -> Geometry:
     import laspy
 
     with laspy.open(path) as reader:
-        _check_count(path, reader.header.point_count, max_points)
+        check_count(path, reader.header.point_count, max_points)
+        if not reader.header.are_points_compressed:
+            _check_las_records(path, reader.header)
         las = reader.read()
     points = np.column_stack([las.x, las.y, las.z])
     return _build(path, points, max_points, colors=_las_colors(las))
+
+
+def _check_las_records(path: str, header: Any) -> None:
+    """The header's point count must fill the space its records have, exactly.
+
+    laspy reads as many records as the header declares, so a count too low silently dropped
+    the rest, and a count too high read the records there are without a word.
+    """
+    start, record = header.offset_to_point_data, header.point_format.size
+    following = (header.start_of_first_evlr, header.start_of_waveform_data_packet_record)
+    end = min((offset for offset in following if offset > start), default=os.path.getsize(path))
+    check_size(path, "LAS", header.point_count * record, end - start, record)
 
 
 def _las_colors(las: Any) -> np.ndarray | None:
@@ -602,17 +315,18 @@ def _las_colors(las: Any) -> np.ndarray | None:
     return rgb / (65535.0 if rgb.max() > 255 else 255.0)
 
 
+MAX_COLUMNS = 64
+"""An NPY/NPZ point table has a few columns (an NPZ array is decompressed whole, so its width is
+bounded); one of 3 rows and more columns is a transposed cloud."""
+
+
 def _read_npy(path: str, max_points: int) -> Geometry:
     with open(path, "rb") as handle:
         shape, dtype = _check_array_header(path, handle, max_points)
         data_start = handle.tell()
-    _check_size(path, "NPY", shape[0] * shape[1] * dtype.itemsize, os.path.getsize(path) - data_start, None)
+    check_size(path, "NPY", shape[0] * shape[1] * dtype.itemsize, os.path.getsize(path) - data_start, None)
     array = np.load(path, mmap_mode="r", allow_pickle=False)  # mmap: copy only the xyz columns
     return _build(path, np.array(array[:, :3], dtype=np.float64), max_points)
-
-
-MAX_NPZ_COLUMNS = 64
-"""An NPZ array is decompressed whole, so its width is bounded too: a point table has a few columns."""
 
 
 def _read_npz(path: str, max_points: int) -> Geometry:
@@ -622,10 +336,7 @@ def _read_npz(path: str, max_points: int) -> Geometry:
     with np.load(path, allow_pickle=False) as archive:
         key = _npz_key(path, archive.files)
         with archive.zip.open(f"{key}.npy") as handle:
-            shape, _ = _check_array_header(path, handle, max_points)
-        if shape[1] > MAX_NPZ_COLUMNS:
-            problem = f"array has {shape[1]:,} columns; NPZ point tables may have at most {MAX_NPZ_COLUMNS}"
-            raise GeometryError(path, problem)
+            _check_array_header(path, handle, max_points)  # an NPZ array is decompressed whole
         return _build(path, archive[key][:, :3], max_points)
 
 
@@ -638,7 +349,11 @@ def _npz_key(path: str, keys: list[str]) -> str:
 
 
 def _check_array_header(path: str, handle: Any, max_points: int) -> tuple[tuple[int, int], np.dtype]:
-    """Validate shape and dtype from the .npy header, before the data are read; return them."""
+    """Validate shape and dtype from the .npy header, before the data are read; return them.
+
+    Points are rows of 3 or more values: a (3, N) array is a transposed cloud, not 3 points
+    with N columns, and is refused rather than read as 3 wrong points.
+    """
     version = np.lib.format.read_magic(handle)
     read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
     shape, _, dtype = read_header(handle)
@@ -646,42 +361,43 @@ def _check_array_header(path: str, handle: Any, max_points: int) -> tuple[tuple[
         raise GeometryError(path, "array holds Python objects (pickled data), which geocli never loads")
     if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
         raise GeometryError(path, f"expected a numeric array, got dtype {dtype}")
-    if len(shape) != 2 or shape[1] < 3:
-        raise GeometryError(path, f"expected an array of shape (N, 3) or (N, >3), got {shape}")
-    _check_count(path, shape[0], max_points)
+    if len(shape) != 2 or not 3 <= shape[1] <= MAX_COLUMNS or shape[0] == 3 < shape[1]:
+        problem = f"expected an array of shape (N, 3) or (N, up to {MAX_COLUMNS}), got {shape}"
+        raise GeometryError(path, problem + (" (transposed?)" if len(shape) == 2 and shape[0] == 3 else ""))
+    check_count(path, shape[0], max_points)
     return shape, dtype
 
 
 def _read_text(path: str, max_points: int) -> Geometry:
-    """Whitespace- or comma-separated numbers, x y z first; XYZN adds nx ny nz."""
-    skip, delimiter = _text_layout(path)
-    with warnings.catch_warnings():  # numpy notes that comment lines do not count towards max_rows
-        warnings.filterwarnings("ignore", message="Input line", category=UserWarning)
-        try:
-            table = np.loadtxt(path, delimiter=delimiter, comments="#", skiprows=skip, ndmin=2, max_rows=max_points + 1)
-        except UnicodeDecodeError:
-            raise GeometryError(path, "not a text table: the file holds binary data") from None
-        except ValueError as exc:  # drop numpy's "; use `usecols` ..." advice, meant for programmers
-            raise GeometryError(path, f"cannot parse text table: {str(exc).split(';')[0]}") from None
+    """Numbers separated by white space, commas or semicolons, x y z first; XYZN adds nx ny nz."""
+    skip, delimiter, columns = _text_layout(path)
+    with open(path, encoding="utf-8") as handle:
+        table = read_table(
+            path, islice(handle, skip, None), columns=columns, max_rows=max_points + 1, size=os.path.getsize(path),
+            kind="cannot parse text table", delimiter=delimiter,
+        )  # fmt: skip
     if table.shape[1] < 3:
         raise GeometryError(path, f"expected at least 3 numeric columns (x y z), found {table.shape[1]}")
     normals = table[:, 3:6] if path.lower().endswith(".xyzn") and table.shape[1] >= 6 else None
     return _build(path, table[:, :3], max_points, normals=normals)
 
 
-def _text_layout(path: str) -> tuple[int, str | None]:
-    """Lines to skip (up to a PTS-style point-count line) and the delimiter of the first data row."""
+def _text_layout(path: str) -> tuple[int, str | None, int]:
+    """Lines to skip (up to a PTS-style point-count line), the delimiter and the column count of the first data row."""
     with open(path, encoding="utf-8", errors="replace") as handle:
         rows = ((i, line) for i, line in enumerate(handle) if line.strip() and not line.lstrip().startswith("#"))
         number, line = next(rows, (0, ""))
         skip = 0
-        if len(line.replace(",", " ").split()) == 1:
+        if len(_TEXT_SEPARATORS.split(line.strip())) == 1:
             skip = number + 1
             number, line = next(rows, (0, ""))
     if not line:
         raise GeometryError(path, "no points found")
-    return skip, ("," if "," in line else None)
+    delimiter = next((d for d in ";," if d in line), None)
+    return skip, delimiter, len(line.split(delimiter))
 
+
+_TEXT_SEPARATORS = re.compile(r"[\s,;]+")
 
 _READERS: dict[str, Callable[[str, int], Geometry]] = {
     ".ply": _read_ply,
@@ -690,11 +406,11 @@ _READERS: dict[str, Callable[[str, int], Geometry]] = {
     ".xyzn": _read_text,
     ".pts": _read_text,
     ".txt": _read_text,
-    ".obj": _read_trimesh,
-    ".stl": _read_stl,
-    ".off": _read_off,
-    ".glb": _read_trimesh,
-    ".gltf": _read_trimesh,
+    ".obj": _read_mesh(meshes.read_obj),
+    ".stl": _read_mesh(meshes.read_stl),
+    ".off": _read_mesh(meshes.read_off),
+    ".glb": _read_gltf,
+    ".gltf": _read_gltf,
     ".npy": _read_npy,
     ".npz": _read_npz,
     ".las": _read_las,
