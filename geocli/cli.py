@@ -439,7 +439,7 @@ def _classifier_row(card: dict[str, Any]) -> list[str]:
     """One classifier's summary; every figure is read from the card's eval-produced metrics."""
     protocols = card.get("metrics", {}).get("protocols", {})
     head, tail = _card_common(card)
-    return [*head, *(_percent(protocols.get(p, {}).get("overall_accuracy")) for p in ("z/z", "z/SO3", "SO3/SO3")), *tail]
+    return [*head, *(_percent(protocols.get(p, {}).get("overall_accuracy")) for p in ("z/z", "z/SO3", "SO3/SO3", "single-view/SO3")), *tail]
 
 
 def _segmenter_row(card: dict[str, Any]) -> list[str]:
@@ -453,7 +453,8 @@ def _segmenter_row(card: dict[str, Any]) -> list[str]:
 
 MODEL_TABLES = {
     "classify": ("Classifiers (ModelNet40 test, overall accuracy)",
-                 ["name", "family", "classes", "points", "z/z %", "z/SO3 %", "SO3/SO3 %", "agreement %", "epochs", "MB"], _classifier_row),
+                 ["name", "family", "classes", "points", "z/z %", "z/SO3 %", "SO3/SO3 %", "single-view %", "agreement %", "epochs", "MB"],
+                 _classifier_row),
     "segment": ("Part segmenters (Labeled PSB test, no category given)",
                 ["name", "family", "parts", "points", "accuracy as given %", "accuracy SO3 %", "category mIoU SO3 %",
                  "instance mIoU SO3 %", "agreement %", "epochs", "MB"], _segmenter_row),

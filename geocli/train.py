@@ -21,6 +21,7 @@ import json
 import math
 import os
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,9 +31,12 @@ import torch
 from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
+from geocli.api import network_cloud
 from geocli.data import TASK, dataset
 from geocli.data.pointset import PointSet, validation_split
+from geocli.geometry.partial import single_views
 from geocli.geometry.rotations import frame_jitter, random_so3, random_z
+from geocli.geometry.sampling import normalize_unit_sphere
 from geocli.io.atomic import atomic_write
 from geocli.metrics import segmentation_report
 from geocli.nets.registry import INVARIANCE, Network, create_model
@@ -71,6 +75,7 @@ class TrainConfig:
     seed: int = 0
     init: str | None = None  # weights to start from, e.g. a shipped checkpoint
     resamples: int = 0  # extra surface samplings of each training mesh (data sets with meshes only)
+    partial_views: int = 0  # extra single-view scans of each training shape (classifiers only)
     rotation: str = "so3"  # training rotations ("so3" or "z") for families whose invariance is learned
     frame_jitter: float = 0.0  # exactly invariant families: degrees of random turn in the canonical frame
     tie_ratio: float = 1.0  # ... and any turn in planes whose variances tie above this ratio (1: never)
@@ -164,6 +169,30 @@ def cached_preprocess(model: Network, data: PointSet, points: int, tag: str, log
         handle.write(_safetensors_bytes(tensors))
     log(f"preprocessed {len(data)} {tag} shapes in {time.perf_counter() - started:.0f}s -> {path}")
     return tensors
+
+
+# Sensor noise of simulated scans, in cloud radii: depth along the line of sight, and across it.
+SCAN_DEPTH_NOISE, SCAN_LATERAL_NOISE = 0.01, 0.003
+
+
+def scanned(shapes: PointSet, views: int, points: int) -> PointSet:
+    """``views`` simulated single-view scans of each shape (:mod:`geocli.geometry.partial`), with sensor noise.
+
+    A view keeps about 40 % of a shape's points; it is brought to ``points`` as
+    ``geocli classify`` brings a file (:func:`geocli.api.network_cloud`), so training
+    sees partial scans exactly as inference will. Seeds come from the shape's name and
+    the view index: the same scans (and preprocessing cache) on every run.
+    """
+    if shapes.labels.ndim != 1:
+        raise ValueError("partial views need one label per shape (classification)")
+    clouds, labels, names = [], [], []
+    for view in range(views):
+        seed = zlib.crc32(f"single-view#{view}".encode())
+        for scan, label, name in zip(single_views(shapes.points, seed, SCAN_DEPTH_NOISE, SCAN_LATERAL_NOISE), shapes.labels, shapes.names):
+            clouds.append(network_cloud(normalize_unit_sphere(scan)[0], None, points, seed))
+            labels.append(label)
+            names.append(name)
+    return PointSet(np.stack(clouds).astype(np.float32), np.array(labels), np.array(names))
 
 
 def targets(data: PointSet, index: Tensor) -> Tensor:
@@ -317,6 +346,8 @@ def train(config: TrainConfig, run: Path, data_root: Path | None = None, device:
     train_set, val_set = full.subset(train_idx), full.subset(val_idx)
     if config.resamples:
         train_set = train_set + data.resampled(train_set, config.resamples, data_root)
+    if config.partial_views:
+        train_set = train_set + scanned(train_set, config.partial_views, config.points)
     tag = f"{config.dataset}-{config.family}"
     train_cache = cached_preprocess(model, train_set, config.points, f"{tag}-train", log)
     val_cache = cached_preprocess(model, val_set, config.points, f"{tag}-val", log)

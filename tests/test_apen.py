@@ -82,7 +82,7 @@ def test_train_export_eval(tiny_modelnet: Path, tmp_path: Path) -> None:  # noqa
     assert evaluated.exit_code == 0, evaluated.output
     report = json.loads((tmp_path / "r.json").read_text())
     accuracies = {p["overall_accuracy"] for p in report["protocols"].values()}
-    assert set(report["protocols"]) == {"z/z", "z/SO3", "SO3/SO3"} and len(accuracies) == 1
+    assert set(report["protocols"]) == {"z/z", "z/SO3", "SO3/SO3", "single-view/SO3"} and len(accuracies) == 1
     assert json.loads((models / "tiny-apen.json").read_text())["invariance"] == "exact"
 
 

@@ -162,7 +162,7 @@ def test_train_export_eval_reports_agreement(tiny_modelnet: Path, tmp_path: Path
                                     "--update-card", "--device", "cpu"])
     assert evaluated.exit_code == 0, evaluated.output
     report = json.loads((tmp_path / "r.json").read_text())
-    assert set(report["protocols"]) == {"SO3/SO3"} and report["rotation_agreement"]["rotations_per_shape"] == 4
+    assert set(report["protocols"]) == {"SO3/SO3", "single-view/SO3"} and report["rotation_agreement"]["rotations_per_shape"] == 4
     card = json.loads(card_path.read_text())
     assert card["invariance"] == "learned" and card["training"]["train_rotation"] == "so3"
 

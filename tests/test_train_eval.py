@@ -62,7 +62,7 @@ def test_train_resume_export_eval(tiny_modelnet: Path, tmp_path: Path) -> None:
     evaluated = runner.invoke(app, ["eval", str(card_path), "--data", str(tiny_modelnet), "--out", str(tmp_path / "r.json"), "--update-card", "--device", "cpu"])
     assert evaluated.exit_code == 0, evaluated.output
     report = json.loads((tmp_path / "r.json").read_text())
-    assert set(report["protocols"]) == {"z/z", "z/SO3", "SO3/SO3"} and report["dataset"]["shapes"] == 160
+    assert set(report["protocols"]) == {"z/z", "z/SO3", "SO3/SO3", "single-view/SO3"} and report["dataset"]["shapes"] == 160
     card = json.loads(card_path.read_text())
     assert card["metrics"] == json.loads(json.dumps(card_metrics(report)))
     assert card["training"]["epochs_trained"] == 2
