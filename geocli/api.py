@@ -23,7 +23,7 @@ from geocli.geometry.resample import fps_resample, radius_stratified
 from geocli.geometry.sampling import normalize_unit_sphere, sample_surface
 from geocli.defaults import DEFAULT_CLASSIFIER, DEFAULT_SEGMENTER
 from geocli.io import Geometry, GeometryError, read_geometry, validate_points
-from geocli.ops import knn
+from geocli.ops import farthest_point_sample, knn
 from geocli.parts import decode, part_categories
 from geocli.zoo import LoadedModel
 from geocli.zoo import load_model as _load_model
@@ -107,12 +107,23 @@ def network_cloud(points: np.ndarray, faces: np.ndarray | None, n: int, seed: in
     points are tiled up to ``n``: duplicates leave max-pooled features unchanged and keep
     the kNN graph defined for tiny inputs. Huge clouds are first thinned to 32n points.
     """
+    return network_points(points, faces, n, seed).astype(np.float32)
+
+
+def network_points(points: np.ndarray, faces: np.ndarray | None, n: int, seed: int) -> np.ndarray:
+    """:func:`network_cloud`'s points in float64, for frames that must be exact (``geocli align``).
+
+    FPS picks its points in float32, as for the network, and the float64 originals of those
+    picks are returned, so casting the result to float32 gives the network's cloud bit for bit.
+    """
+    points = np.asarray(points, dtype=np.float64)
     if faces is not None and len(faces):
         points = sample_surface(points, faces, MESH_SAMPLES_PER_INPUT_POINT * n, seed=seed)
     points = radius_stratified(points, PRESAMPLE_FACTOR * n)
     if len(points) < n:
         points = np.resize(points, (n, 3))
-    return fps_resample(torch.from_numpy(np.asarray(points, dtype=np.float32))[None], n)[0].numpy()
+    index = farthest_point_sample(torch.from_numpy(points.astype(np.float32))[None], n)[0]
+    return points[index.numpy()]
 
 
 @torch.no_grad()

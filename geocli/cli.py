@@ -12,8 +12,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import sys
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -172,35 +174,15 @@ def classify(
     from geocli.api import classify as run_classify
 
     k = min(top_k, len(loaded.classes))
-    failures = 0
-    collected: list[dict[str, Any]] = []  # json and table are printed whole at the end
-
-    def emit(prediction: Prediction) -> None:
-        """One record per input, failed ones included, in every format (and failures on stderr too)."""
-        nonlocal failures
-        record = prediction.to_dict()
-        if record["error"]:
-            failures += 1
-            record["error"] = _cli_wording(record["error"])
-            report_error(record["error"])
-        if output_format == OutputFormat.jsonl:
-            sys.stdout.write(json.dumps(record) + "\n")
-        elif output_format == OutputFormat.csv:
-            sys.stdout.write(_csv_line(_csv_cells(record, k)))
-        else:
-            collected.append(record)
-        sys.stdout.flush()
-
-    if output_format == OutputFormat.csv:
-        sys.stdout.write(_csv_line(_csv_columns(k)))
+    records = _Records(output_format, _csv_columns(k), lambda record: _csv_cells(record, k), _print_table)
     for item in bad:
-        emit(Prediction(path=item.path, error=item.error))
+        records.emit(Prediction(path=item.path, error=item.error).to_dict())
     done = 0
     with _StopOnSignal() as stop, _progress(len(files), "classifying") as advance:
 
-        def on_result(prediction) -> None:
+        def on_result(prediction: Prediction) -> None:
             nonlocal done
-            emit(prediction)
+            records.emit(prediction.to_dict())
             done += 1
             advance()
             stop.check()
@@ -210,11 +192,44 @@ def classify(
         except KeyboardInterrupt:
             report_error(f"interrupted after {done} of {len(files)} files; the results above are complete")
             raise typer.Exit(130) from None
-    if output_format == OutputFormat.json:
-        typer.echo(json.dumps(collected, indent=2))
-    elif output_format == OutputFormat.table:
-        _print_table(collected)
-    raise typer.Exit(1 if failures else 0)
+    records.close()
+    raise typer.Exit(1 if records.failures else 0)
+
+
+class _Records:
+    """One record per input, failed ones included, in classify's and check's formats.
+
+    jsonl and csv print each record as it comes, so a pipe sees progress; json and the
+    table need every record and print at :meth:`close`. A failed input's error is also
+    printed on stderr as one line, and counted for the exit code.
+    """
+
+    def __init__(self, output_format: OutputFormat, columns: list[str], cells: Callable[[dict[str, Any]], list[Any]],
+                 table: Callable[[list[dict[str, Any]]], None]) -> None:
+        self.output_format, self.cells, self.table = output_format, cells, table
+        self.collected: list[dict[str, Any]] = []
+        self.failures = 0
+        if output_format == OutputFormat.csv:
+            sys.stdout.write(_csv_line(columns))
+
+    def emit(self, record: dict[str, Any]) -> None:
+        if record["error"]:
+            self.failures += 1
+            record["error"] = _cli_wording(record["error"])
+            report_error(record["error"])
+        if self.output_format == OutputFormat.jsonl:
+            sys.stdout.write(json.dumps(record) + "\n")
+        elif self.output_format == OutputFormat.csv:
+            sys.stdout.write(_csv_line(self.cells(record)))
+        else:
+            self.collected.append(record)
+        sys.stdout.flush()
+
+    def close(self) -> None:
+        if self.output_format == OutputFormat.json:
+            typer.echo(json.dumps(self.collected, indent=2))
+        elif self.output_format == OutputFormat.table:
+            self.table(self.collected)
 
 
 class _progress:
@@ -303,8 +318,6 @@ def segment(
     max_points: Annotated[Optional[int], typer.Option(min=1, help="Refuse files with more points (default: geocli.io's limit).")] = None,
 ) -> None:
     """Label every point of each input with its part, whatever its orientation; one JSON line per file on stdout."""
-    from geocli.outputs import output_paths
-
     if per_face and output_format != SegmentFormat.ply:
         fail_usage("--per-face needs --format ply (only PLY holds faces)")
     files, bad = _collect_inputs(paths, recursive)
@@ -312,17 +325,10 @@ def segment(
     from geocli.api import segment as run_segment
     from geocli.io.writers import write_labeled
 
-    failures = len(bad)
-    for item in bad:
-        report_error(item.error)
-    targets = output_paths(files, out, output_format.value)
+    targets, failures = _output_targets(files, bad, out, output_format.value)
     todo = []
-    for path in files:
-        target = targets[path]
-        if isinstance(target, str):  # refused: the output would replace an input
-            failures += 1
-            report_error(target)
-        elif resume and target.exists():
+    for path, target in targets.items():
+        if resume and target.exists():
             sys.stdout.write(json.dumps({"input": path, "output": str(target), "skipped": "output exists (--resume)"}) + "\n")
         else:
             todo.append(path)
@@ -354,6 +360,129 @@ def segment(
         except KeyboardInterrupt:
             report_error(f"interrupted after {done} of {len(todo)} files; finished outputs are complete, "
                          "run again with --resume to do the rest")
+            raise typer.Exit(130) from None
+    raise typer.Exit(1 if failures else 0)
+
+
+def _output_targets(files: list[str], bad: list[Any], out: Path, extension: str) -> tuple[dict[str, Path], int]:
+    """Where each input's output goes (:func:`geocli.outputs.output_paths`), for the inputs that get one.
+
+    Unusable inputs and inputs whose output would overwrite an input are reported, one line
+    each, and left out; their count is returned with the targets, in input order.
+    """
+    from geocli.outputs import output_paths
+
+    for item in bad:
+        report_error(item.error)
+    targets: dict[str, Path] = {}
+    refused = 0
+    for path, target in output_paths(files, out, extension).items():
+        if isinstance(target, str):  # the output would replace an input
+            refused += 1
+            report_error(target)
+        else:
+            targets[path] = target
+    return targets, len(bad) + refused
+
+
+@app.command()
+def check(
+    paths: Annotated[list[str], typer.Argument(help="Files, folders, globs, or '-' to read paths from stdin.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Shipped classifier or segmenter name, or path to your own .json card.")] = DEFAULT_CLASSIFIER,
+    rotations: Annotated[int, typer.Option("--rotations", "-n", min=1, help="Random poses per input.")] = 8,
+    output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output on stdout.")] = OutputFormat.table,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Seed of the poses and of mesh surface sampling.")] = 0,
+    max_points: Annotated[Optional[int], typer.Option(min=1, help="Refuse files with more points (default: geocli.io's limit).")] = None,
+) -> None:
+    """Measure invariance on your own files: each one's label against N random poses (turned, mirrored, scaled, moved, shuffled)."""
+    files, bad = _collect_inputs(paths, recursive)
+    loaded = _load(model, device)
+    from dataclasses import fields
+
+    from geocli.check import InvarianceCheck, check_invariance
+
+    columns = [field.name for field in fields(InvarianceCheck)]
+    records = _Records(output_format, columns, lambda record: ["" if record[c] is None else record[c] for c in columns],
+                       lambda rows: _print_check_table(rows, loaded.task))
+    for item in bad:
+        records.emit(InvarianceCheck(path=item.path, error=item.error).to_dict())
+    done = 0
+    with _StopOnSignal() as stop, _progress(len(files), "checking") as advance:
+        try:
+            for result in check_invariance(files, loaded, rotations=rotations, seed=seed, max_points=max_points):
+                records.emit(result.to_dict())
+                done += 1
+                advance()
+                stop.check()
+        except KeyboardInterrupt:
+            report_error(f"interrupted after {done} of {len(files)} files; the results above are complete")
+            raise typer.Exit(130) from None
+    records.close()
+    raise typer.Exit(1 if records.failures else 0)
+
+
+def _share(value: float | None) -> str:
+    """A share as a percentage rounded down, so that anything short of full agreement never shows 100.0."""
+    return "" if value is None else f"{math.floor(round(value * 1000, 6)) / 10:.1f}"
+
+
+def _print_check_table(records: list[dict[str, Any]], task: str) -> None:
+    """check's records as a table; a segmenter's label is the shape's category, and it has a category column."""
+    from rich.table import Column, Table
+    from rich.text import Text
+
+    segmenter = task == "segment"
+    headings = ["category" if segmenter else "label", "poses", "points alike %" if segmenter else "agreement %"]
+    headings += ["category alike %"] if segmenter else []
+    table = Table(Column("file", overflow="fold"), *headings, "max score change", Column("error", overflow="fold"))
+    for record in records:
+        change = "" if record["max_score_change"] is None else f"{record['max_score_change']:.2g}"
+        shares = [_share(record["agreement"])] + ([_share(record["category_agreement"])] if segmenter else [])
+        table.add_row(Text(record["path"]), record["label"] or "", str(record["rotations"] or ""), *shares, change,
+                      Text(record["error"] or ""))
+    _print_whole(table)
+
+
+@app.command()
+def align(
+    paths: Annotated[list[str], typer.Argument(help="Files, folders, globs, or '-' to read paths from stdin.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the aligned PLY files and their .json transforms.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="The model whose input defines the frame (name or .json card).")] = DEFAULT_CLASSIFIER,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of mesh surface sampling.")] = 0,
+    max_points: Annotated[Optional[int], typer.Option(min=1, help="Refuse files with more points (default: geocli.io's limit).")] = None,
+) -> None:
+    """Write each input in the model's canonical pose, in its own units: a PLY and its transform as JSON (also on stdout)."""
+    files, bad = _collect_inputs(paths, recursive)
+    loaded = _load(model, "cpu")
+    from geocli.align import align as run_align
+    from geocli.align import write_alignment
+
+    targets, failures = _output_targets(files, bad, out, "ply")
+    done = 0
+    with _StopOnSignal() as stop, _progress(len(targets), "aligning") as advance:
+        try:
+            for result in run_align(list(targets), loaded, seed=seed, max_points=max_points):
+                if result.error:
+                    failures += 1
+                    report_error(_cli_wording(result.error))
+                else:
+                    target = targets[result.path]
+                    try:
+                        record = write_alignment(result, target)
+                    except OSError as error:
+                        failures += 1
+                        report_error(f"{result.path}: cannot write {target} ({error.strerror or error})")
+                    else:
+                        sys.stdout.write(json.dumps(record) + "\n")
+                sys.stdout.flush()
+                done += 1
+                advance()
+                stop.check()
+        except KeyboardInterrupt:
+            report_error(f"interrupted after {done} of {len(targets)} files; finished outputs are complete")
             raise typer.Exit(130) from None
     raise typer.Exit(1 if failures else 0)
 

@@ -3,7 +3,8 @@
 PLY (binary little-endian) carries per-vertex ``label`` (int32), ``red/green/blue``
 (uchar) and optionally ``score`` (float32); with faces, each face carries its own
 ``label`` and colour too. NPY holds an (N, 4 or 5) float64 table x, y, z, label[, score];
-CSV the same with a header. Every file is written through :func:`atomic_write`.
+CSV the same with a header. :func:`write_ply` writes geometry without labels (``geocli
+align``). Every file is written through :func:`atomic_write`.
 """
 
 from __future__ import annotations
@@ -94,3 +95,39 @@ def write_labeled(
     with atomic_write(path, "w") as handle:
         handle.write(header + "\n")
         np.savetxt(handle, table, delimiter=",", fmt=["%.7g"] * 3 + ["%d"] + (["%.5f"] if scores is not None else []))
+
+
+def write_ply(
+    path: str | os.PathLike,
+    points: np.ndarray,
+    *,
+    faces: np.ndarray | None = None,
+    normals: np.ndarray | None = None,
+    colors: np.ndarray | None = None,
+) -> None:
+    """Write an unlabelled cloud or triangle mesh as binary PLY, atomically (``geocli align``).
+
+    Coordinates are stored as doubles, so geometry moved in its own units (a survey scan
+    in metres far from its origin) loses nothing; normals are floats and colours, given in
+    [0, 1] as the readers return them, become ``red/green/blue`` bytes.
+    """
+    fields = [("x", "<f8"), ("y", "<f8"), ("z", "<f8")]
+    fields += [(name, "<f4") for name in ("nx", "ny", "nz")] if normals is not None else []
+    fields += [(name, "u1") for name in ("red", "green", "blue")] if colors is not None else []
+    vertices = np.empty(len(points), dtype=fields)
+    vertices["x"], vertices["y"], vertices["z"] = np.asarray(points, dtype=np.float64).T
+    if normals is not None:
+        vertices["nx"], vertices["ny"], vertices["nz"] = np.asarray(normals).T
+    if colors is not None:
+        vertices["red"], vertices["green"], vertices["blue"] = np.round(np.clip(colors, 0.0, 1.0) * 255).T
+    names = {"<f8": "double", "<f4": "float", "u1": "uchar"}
+    header = ["ply", "format binary_little_endian 1.0", "comment written by geocli", f"element vertex {len(points)}"]
+    header += [f"property {names[kind]} {name}" for name, kind in fields]
+    body = vertices.tobytes()
+    if faces is not None:
+        header += [f"element face {len(faces)}", "property list uchar int vertex_indices"]
+        records = np.empty(len(faces), dtype=[("n", "u1"), ("v", "<i4", (3,))])
+        records["n"], records["v"] = 3, faces
+        body += records.tobytes()
+    with atomic_write(path) as handle:
+        handle.write(("\n".join([*header, "end_header"]) + "\n").encode("ascii") + body)
