@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from geocli.geometry.quality import shape_warnings
 from geocli.geometry.resample import fps_resample, radius_stratified
 from geocli.geometry.sampling import normalize_unit_sphere, sample_surface
 from geocli.defaults import DEFAULT_CLASSIFIER, DEFAULT_SEGMENTER
@@ -78,6 +79,9 @@ class Prediction:
 
     ``points`` is what the network saw (the model's input size), ``source_points`` what the
     input held as read (a mesh's vertices), so a caller can tell a sparse scan from a dense one.
+    ``warnings`` says why a label may mean little although the input could be used (too few
+    distinct points, most points at one spot, all on a line or in a plane: see
+    :mod:`geocli.geometry.quality`); it is always present, ``[]`` when there is nothing to say.
     """
 
     path: str
@@ -87,25 +91,45 @@ class Prediction:
     points: int | None = None
     source_points: int | None = None
     error: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """Every field, ``None`` where it does not apply: failed and classified inputs share one schema."""
+        """Every field, ``None`` (``[]`` for lists) where it does not apply: failed and classified inputs share one schema."""
         return asdict(self)
+
+
+@dataclass
+class NetworkInput:
+    """One geometry made ready for a network: its points on the unit sphere, the network's
+    (n,3) float32 cloud, and the warnings about the cloud that one was drawn from."""
+
+    normalised: np.ndarray
+    cloud: np.ndarray
+    warnings: list[str]
+
+
+def prepare_input(geometry: Geometry, n: int, seed: int) -> NetworkInput:
+    """Normalise ``geometry``, draw the network's cloud from it, and say if what it was drawn from is degenerate.
+
+    The warnings look at the points the ``n`` are chosen from (the cloud, or a mesh's
+    surface samples) before a small cloud is repeated up to ``n``: after that, three
+    points and a real scan both count ``n``.
+    """
+    normalised = normalize_unit_sphere(geometry.points)[0]
+    drawn = source_cloud(normalised, geometry.faces, n, seed)
+    return NetworkInput(normalised, fps_points(drawn, n).astype(np.float32), shape_warnings(drawn))
 
 
 def model_input(geometry: Geometry, n: int, seed: int) -> np.ndarray:
     """The network's (n,3) float32 cloud for any geometry (see :func:`network_cloud`)."""
-    return network_cloud(normalize_unit_sphere(geometry.points)[0], geometry.faces, n, seed)
+    return prepare_input(geometry, n, seed).cloud
 
 
 def network_cloud(points: np.ndarray, faces: np.ndarray | None, n: int, seed: int) -> np.ndarray:
     """FPS subset of ``n`` points of unit-sphere-normalised ``points`` (or of their mesh's surface).
 
-    Normalising first, in float64, keeps scans in raw units (even near 1e30) finite in
-    float32. Meshes are sampled on their surface (2n area-weighted points, seeded), so the
-    network sees the same kind of cloud it was trained on. Clouds with fewer than ``n``
-    points are tiled up to ``n``: duplicates leave max-pooled features unchanged and keep
-    the kNN graph defined for tiny inputs. Huge clouds are first thinned to 32n points.
+    Normalising first, in float64, keeps scans in any units (1e-200 as well as 1e30) finite
+    and non-zero in float32. See :func:`source_cloud` and :func:`fps_points`.
     """
     return network_points(points, faces, n, seed).astype(np.float32)
 
@@ -116,10 +140,29 @@ def network_points(points: np.ndarray, faces: np.ndarray | None, n: int, seed: i
     FPS picks its points in float32, as for the network, and the float64 originals of those
     picks are returned, so casting the result to float32 gives the network's cloud bit for bit.
     """
+    return fps_points(source_cloud(points, faces, n, seed), n)
+
+
+def source_cloud(points: np.ndarray, faces: np.ndarray | None, n: int, seed: int) -> np.ndarray:
+    """The float64 cloud the network's ``n`` points are chosen from.
+
+    Meshes are sampled on their surface (2n area-weighted points, seeded, whatever the
+    order of faces and vertices), so the network sees the same kind of cloud it was
+    trained on. Huge clouds are first thinned to 32n points; others are kept as they are.
+    """
     points = np.asarray(points, dtype=np.float64)
     if faces is not None and len(faces):
         points = sample_surface(points, faces, MESH_SAMPLES_PER_INPUT_POINT * n, seed=seed)
-    points = radius_stratified(points, PRESAMPLE_FACTOR * n)
+    return radius_stratified(points, PRESAMPLE_FACTOR * n)
+
+
+def fps_points(points: np.ndarray, n: int) -> np.ndarray:
+    """The ``n`` float64 points FPS picks (in float32, as for the network) from ``points``.
+
+    Clouds with fewer than ``n`` points are tiled up to ``n``: duplicates leave max-pooled
+    features unchanged and keep the kNN graph defined for tiny inputs (and
+    :func:`prepare_input`'s warnings say that it happened).
+    """
     if len(points) < n:
         points = np.resize(points, (n, 3))
     index = farthest_point_sample(torch.from_numpy(points.astype(np.float32))[None], n)[0]
@@ -162,7 +205,7 @@ def classify(
     model = _model_for("classify", model, device)
     items = _items(inputs)
     results: list[Prediction | None] = [None] * len(items)
-    pending: list[tuple[int, str, np.ndarray, int]] = []  # position, name, network cloud, points as read
+    pending: list[tuple[int, str, NetworkInput, int]] = []  # position, name, network input, points as read
     emitted = 0
 
     def settle(position: int, prediction: Prediction) -> None:
@@ -177,10 +220,11 @@ def classify(
     def flush() -> None:
         if not pending:
             return
-        logits = predict_logits(model, torch.from_numpy(np.stack([cloud for _, _, cloud, _ in pending])))
+        logits = predict_logits(model, torch.from_numpy(np.stack([prepared.cloud for _, _, prepared, _ in pending])))
         names = [name for _, name, _, _ in pending]
-        for prediction, (position, _, cloud, source_points) in zip(_predictions(model, logits, names, top_k), pending):
-            prediction.points, prediction.source_points = int(cloud.shape[0]), source_points
+        for prediction, (position, _, prepared, source_points) in zip(_predictions(model, logits, names, top_k), pending):
+            prediction.points, prediction.source_points = int(prepared.cloud.shape[0]), source_points
+            prediction.warnings = prepared.warnings
             settle(position, prediction)
         pending.clear()
 
@@ -188,11 +232,11 @@ def classify(
         name = _name(item, position)
         try:
             geometry = as_geometry(item, name, max_points)
-            cloud = model_input(geometry, model.input_points, seed)
+            prepared = prepare_input(geometry, model.input_points, seed)
         except GeometryError as error:
             settle(position, Prediction(path=name, error=str(error)))
             continue
-        pending.append((position, name, cloud, len(geometry.points)))
+        pending.append((position, name, prepared, len(geometry.points)))
         if len(pending) >= batch_size:
             flush()
     flush()
@@ -213,6 +257,7 @@ class Segmentation:
 
     ``labels`` index ``classes`` (``Category/part`` names); ``face_labels`` is set for
     meshes. ``geometry`` is the input as read, so a writer can put labels beside it.
+    ``warnings`` is as in :class:`Prediction`.
     """
 
     path: str
@@ -223,6 +268,7 @@ class Segmentation:
     face_labels: np.ndarray | None = None
     geometry: Geometry | None = field(default=None, repr=False)
     error: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def part_counts(self) -> dict[str, int]:
         """Points per predicted part, by part name."""
@@ -232,10 +278,11 @@ class Segmentation:
         return {self.classes[v].split("/", 1)[-1]: int(c) for v, c in zip(values, counts)}
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready summary (no per-point arrays)."""
+        """A JSON-ready summary (no per-point arrays); ``warnings`` is always there, ``[]`` when none."""
         if self.error:
-            return {"input": self.path, "error": self.error}
-        return {"input": self.path, "category": self.category, "points": int(len(self.labels)), "parts": self.part_counts()}
+            return {"input": self.path, "error": self.error, "warnings": self.warnings}
+        return {"input": self.path, "category": self.category, "points": int(len(self.labels)), "parts": self.part_counts(),
+                "warnings": self.warnings}
 
 
 def nearest(queries: np.ndarray, references: np.ndarray) -> np.ndarray:
@@ -252,8 +299,8 @@ def segment_geometry(model: LoadedModel, geometry: Geometry, seed: int = 0) -> S
     or scaling, so the carried-back labels stay invariant, and they follow any
     permutation of the input points.
     """
-    normalised = normalize_unit_sphere(geometry.points)[0]
-    cloud = network_cloud(normalised, geometry.faces, model.input_points, seed)
+    prepared = prepare_input(geometry, model.input_points, seed)
+    normalised, cloud = prepared.normalised, prepared.cloud
     categories, category_of = part_categories(model.classes)
     decoded = decode(predict_logits(model, torch.from_numpy(cloud)[None]), category_of)
     labels, scores = decoded.labels[0].numpy(), decoded.scores[0].numpy()
@@ -264,6 +311,7 @@ def segment_geometry(model: LoadedModel, geometry: Geometry, seed: int = 0) -> S
     return Segmentation(
         path=geometry.path, classes=model.classes, category=categories[int(decoded.category[0])],
         labels=labels[index], scores=scores[index], face_labels=face_labels, geometry=geometry,
+        warnings=prepared.warnings,
     )
 
 

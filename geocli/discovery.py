@@ -8,6 +8,8 @@ Folders are walked, and ``**`` globs expanded, without following symbolic links,
 loop cannot hang a scan; a file link that loops is passed on, and the reader reports it.
 A folder walk takes only files geocli reads, so ``README.md`` beside the scans is skipped;
 a file named explicitly is always passed on, and the reader reports what it cannot read.
+A file found in a folder or by a glob is a :class:`FoundFile`, which remembers the folder it
+was found under, so ``geocli segment`` can mirror its place below that folder.
 """
 
 from __future__ import annotations
@@ -29,6 +31,27 @@ GLOB_CHARS = set("*?[")
 class BadInput:
     path: str
     error: str
+
+
+class FoundFile(str):
+    """A path found by walking a folder or expanding a glob, with ``root``, the folder it was found under.
+
+    It is a ``str``, so whatever takes paths takes it unchanged, and only
+    :func:`geocli.outputs.output_paths` reads ``root``: ``scans/sub/a.ply`` found under
+    ``scans`` is written as ``sub/a.ply...`` below ``--out``. ``root`` is the folder named
+    on the command line, or the folders of a glob before its first wildcard. A path named
+    directly (an argument, a line on stdin) stays a plain ``str``: its root is its own folder.
+    """
+
+    root: str
+
+    def __new__(cls, path: str, root: str) -> FoundFile:
+        found = super().__new__(cls, path)
+        found.root = root
+        return found
+
+    def __reduce__(self) -> tuple[type[FoundFile], tuple[str, str]]:
+        return FoundFile, (str(self), self.root)
 
 
 AMBIGUOUS_EXTENSIONS = (".txt",)
@@ -107,10 +130,17 @@ def _named_folder(folder: str, recursive: bool, extensions: tuple[str, ...]) -> 
     found = False
     for item in _walk(folder, recursive, extensions):
         found = True
-        yield item
+        yield item if isinstance(item, BadInput) else FoundFile(item, folder)
     if not found:
         where = "in this folder or below" if recursive else "in this folder (--recursive also searches sub-folders)"
         yield BadInput(folder, f"{printable_path(folder)}: no point cloud or mesh file {where}")
+
+
+def _split_pattern(pattern: str) -> tuple[Path, str]:
+    """The literal folder before a glob's first wildcard, and the pattern relative to it."""
+    parts = Path(pattern).parts
+    first = next(i for i, part in enumerate(parts) if GLOB_CHARS & set(part))
+    return (Path(*parts[:first]) if first else Path()), "/".join(parts[first:])
 
 
 def _glob(pattern: str) -> list[str]:
@@ -122,11 +152,9 @@ def _glob(pattern: str) -> list[str]:
     """
     if "**" not in pattern:
         return sorted(glob.glob(pattern))
-    parts = Path(pattern).parts
-    first = next(i for i, part in enumerate(parts) if GLOB_CHARS & set(part))
-    base = Path(*parts[:first]) if first else Path()
+    base, relative = _split_pattern(pattern)
     try:
-        return sorted(str(match) for match in base.glob("/".join(parts[first:])))
+        return sorted(str(match) for match in base.glob(relative))
     except (OSError, ValueError):  # e.g. an unreadable folder, or a pattern pathlib refuses
         return []
 
@@ -151,5 +179,7 @@ def expand_inputs(
             matches = _glob(argument)
             if not matches:
                 yield BadInput(argument, f"{printable_path(argument)}: no file matches this pattern")
+            root = str(_split_pattern(argument)[0])
             for match in matches:
-                yield from _walk(match, recursive, extensions) if os.path.isdir(match) else [match]
+                for item in _walk(match, recursive, extensions) if os.path.isdir(match) else [match]:
+                    yield item if isinstance(item, BadInput) else FoundFile(item, root)

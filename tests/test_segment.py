@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from geocli.api import nearest
 from geocli.cli import app
+from geocli.discovery import FoundFile
 from geocli.evaluate import card_metrics
 from geocli.geometry.resample import radius_stratified
 from geocli.geometry.rotations import random_rotations
@@ -64,14 +65,13 @@ def test_decode_keeps_one_category_per_shape() -> None:
 
 
 def test_output_paths_mirror_inputs_and_never_replace_one(tmp_path: Path) -> None:
-    (tmp_path / "scans" / "sub").mkdir(parents=True)
-    inputs = [str(tmp_path / "scans" / name) for name in ("a.ply", "a.pcd", "b.xyz", "sub/c.obj")]
+    scans = tmp_path / "scans"
+    inputs = [FoundFile(str(scans / name), str(scans)) for name in ("a.ply", "a.pcd", "b.xyz", "sub/c.obj", "b.xyz.ply")]
     targets = output_paths(inputs, tmp_path / "out", "ply")
-    assert [targets[p] for p in inputs] == [tmp_path / "out" / n for n in ("a_ply.ply", "a_pcd.ply", "b.ply", "sub/c.ply")]
-    clash = output_paths(inputs, tmp_path / "scans", "ply")
-    assert isinstance(clash[inputs[2]], Path)
-    refused = output_paths([inputs[0], inputs[2]], tmp_path / "scans", "ply")
-    assert "would overwrite this input" in refused[inputs[0]] and refused[inputs[2]] == tmp_path / "scans" / "b.ply"
+    assert [targets[p] for p in inputs] == [tmp_path / "out" / n for n in ("a.ply.ply", "a.pcd.ply", "b.xyz.ply", "sub/c.obj.ply",
+                                                                            "b.xyz.ply.ply")]
+    refused = output_paths(inputs, scans, "ply")
+    assert "would overwrite this input" in refused[inputs[2]] and refused[inputs[0]] == scans / "a.ply.ply"
 
 
 def test_nearest_matches_brute_force() -> None:
@@ -132,7 +132,7 @@ def test_segment_cli_batch(tiny_segmenter: tuple[Path, Path], tmp_path: Path) ->
         source = read_geometry(record["input"])
         assert len(written.points) == len(source.points) == record["points"] == sum(record["parts"].values())
         assert record["category"] in {"Cup", "Glasses", "Plier", "Table"}
-    assert sorted(p.name for p in out.iterdir()) == ["cow_2048.ply", "igea_2048.ply", "teapot.ply"]
+    assert sorted(p.name for p in out.iterdir()) == ["cow_2048.ply.ply", "igea_2048.xyz.ply", "teapot.obj.ply"]
 
     again = segment(str(scans), "--out", str(out), "-m", str(card_path), "--resume", "--device", "cpu")
     skipped = [json.loads(line) for line in again.stdout.splitlines()]
@@ -144,24 +144,25 @@ def test_segment_formats_and_faces(tiny_segmenter: tuple[Path, Path], tmp_path: 
     teapot = read_geometry(SAMPLES / "teapot.obj")
     mesh = segment(str(SAMPLES / "teapot.obj"), "--out", str(tmp_path), "-m", str(card_path), "--per-face", "--scores")
     assert mesh.exit_code == 0, mesh.stderr
-    written = read_geometry(tmp_path / "teapot.ply")
+    written = read_geometry(tmp_path / "teapot.obj.ply")
     assert len(written.faces) == len(teapot.faces) and len(written.points) == len(teapot.points)
     for fmt in ("npy", "csv"):
         result = segment(str(SAMPLES / "cow_2048.ply"), "--out", str(tmp_path), "-m", str(card_path), "-f", fmt)
         assert result.exit_code == 0, result.stderr
-        assert (tmp_path / f"cow_2048.{fmt}").is_file()
+        assert (tmp_path / f"cow_2048.ply.{fmt}").is_file()
     refused = segment(str(SAMPLES / "cow_2048.ply"), "--out", str(tmp_path), "-m", str(card_path), "-f", "npy", "--per-face")
     assert refused.exit_code == 2 and "--per-face" in refused.stderr
 
 
 def test_segment_refuses_an_output_onto_its_input(tiny_segmenter: tuple[Path, Path], tmp_path: Path) -> None:
     card_path, _ = tiny_segmenter
-    scan = tmp_path / "cow.ply"
+    scan, shadow = tmp_path / "cow.ply", tmp_path / "cow.ply.ply"  # cow.ply's output would be the second input
     original = (SAMPLES / "cow_2048.ply").read_bytes()
-    scan.write_bytes(original)
-    result = segment(str(scan), "--out", str(tmp_path), "-m", str(card_path))
+    for path in (scan, shadow):
+        path.write_bytes(original)
+    result = segment(str(scan), str(shadow), "--out", str(tmp_path), "-m", str(card_path))
     assert result.exit_code == 1 and "would overwrite this input" in result.stderr
-    assert scan.read_bytes() == original
+    assert shadow.read_bytes() == original and (tmp_path / "cow.ply.ply.ply").is_file()
 
 
 def test_models_are_used_for_their_own_task(tiny_segmenter: tuple[Path, Path], tmp_path: Path) -> None:
