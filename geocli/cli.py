@@ -77,6 +77,11 @@ def report_error(message: str) -> None:
     print(f"geocli: error: {message}", file=sys.stderr, flush=True)
 
 
+def report_warning(message: str) -> None:
+    """One warning line on stderr, drawn like :func:`report_error`; a warning never changes the exit code."""
+    print(f"geocli: warning: {message}", file=sys.stderr, flush=True)
+
+
 def _cli_wording(message: str) -> str:
     """An API error names the ``max_points`` argument; on the command line the knob is ``--max-points``."""
     return message.replace("(the limit can be raised)", "(raise it with --max-points)")
@@ -217,6 +222,8 @@ class _Records:
             self.failures += 1
             record["error"] = _cli_wording(record["error"])
             report_error(record["error"])
+        for warning in record.get("warnings", []):  # check's records have none
+            report_warning(f"{record['path']}: {warning}")
         if self.output_format == OutputFormat.jsonl:
             sys.stdout.write(json.dumps(record) + "\n")
         elif self.output_format == OutputFormat.csv:
@@ -306,7 +313,7 @@ class SegmentFormat(str, Enum):
 @app.command()
 def segment(
     paths: Annotated[list[str], typer.Argument(help="Files, folders, globs, or '-' to read paths from stdin.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the labelled files (mirrors the inputs' folders).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the labelled files: <out>/<folders below the one given>/<input file name>.<format>.")],
     model: Annotated[str, typer.Option("--model", "-m", help="Shipped segmenter name, or path to your own .json card.")] = DEFAULT_SEGMENTER,
     output_format: Annotated[SegmentFormat, typer.Option("--format", "-f", help="Labelled output file format.")] = SegmentFormat.ply,
     per_face: Annotated[bool, typer.Option("--per-face", help="Meshes: keep the faces, with a label and colour per face (PLY).")] = False,
@@ -321,11 +328,11 @@ def segment(
     if per_face and output_format != SegmentFormat.ply:
         fail_usage("--per-face needs --format ply (only PLY holds faces)")
     files, bad = _collect_inputs(paths, recursive)
+    targets, failures = _output_targets(files, bad, out, output_format.value)  # refusals before any work
     loaded = _load(model, device, "segment")
     from geocli.api import segment as run_segment
     from geocli.io.writers import write_labeled
 
-    targets, failures = _output_targets(files, bad, out, output_format.value)
     todo = []
     for path, target in targets.items():
         if resume and target.exists():
@@ -352,6 +359,8 @@ def segment(
                         failures += 1
                         report_error(f"{result.path}: cannot write {target} ({error.strerror or error})")
                     else:
+                        for warning in result.warnings:
+                            report_warning(f"{result.path}: {warning}")
                         sys.stdout.write(json.dumps({**result.to_dict(), "output": str(target)}) + "\n")
                 sys.stdout.flush()
                 done += 1
@@ -370,13 +379,17 @@ def _output_targets(files: list[str], bad: list[Any], out: Path, extension: str)
     Unusable inputs and inputs whose output would overwrite an input are reported, one line
     each, and left out; their count is returned with the targets, in input order.
     """
-    from geocli.outputs import output_paths
+    from geocli.outputs import OutputError, output_paths
 
+    try:
+        planned = output_paths(files, out, extension)
+    except OutputError as error:  # two inputs for one output, or --out a file: nothing is done
+        fail_usage(str(error))
     for item in bad:
         report_error(item.error)
     targets: dict[str, Path] = {}
     refused = 0
-    for path, target in output_paths(files, out, extension).items():
+    for path, target in planned.items():
         if isinstance(target, str):  # the output would replace an input
             refused += 1
             report_error(target)
@@ -456,11 +469,11 @@ def align(
 ) -> None:
     """Write each input in the model's canonical pose, in its own units: a PLY and its transform as JSON (also on stdout)."""
     files, bad = _collect_inputs(paths, recursive)
+    targets, failures = _output_targets(files, bad, out, "ply")  # refusals before any work
     loaded = _load(model, "cpu")
     from geocli.align import align as run_align
     from geocli.align import write_alignment
 
-    targets, failures = _output_targets(files, bad, out, "ply")
     done = 0
     with _StopOnSignal() as stop, _progress(len(targets), "aligning") as advance:
         try:

@@ -7,12 +7,15 @@ planes in random poses, and ordinary clouds that must stay silent.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from geocli.api import classify, load_model, prepare_input, segment
+from geocli.cli import app
 from geocli.geometry.quality import MIN_DISTINCT_POINTS
 from geocli.geometry.rotations import random_rotations
 from geocli.geometry.sampling import normalize_unit_sphere
@@ -130,3 +133,14 @@ def test_results_and_their_dicts_carry_warnings(classifier) -> None:
     segmented = list(segment([small, healthy], model="tinvnn-edge-psb", device="cpu"))
     assert len(segmented[0].labels) == len(small) and "distinct points" in segmented[0].to_dict()["warnings"][0]
     assert segmented[1].to_dict()["warnings"] == []
+
+
+def test_the_command_line_prints_each_warning_as_one_stderr_line(tmp_path: Path) -> None:
+    """A three-point cloud is classified (exit 0) with a warning line; its record carries the warning too."""
+    tiny = tmp_path / "tiny.xyz"
+    tiny.write_text("0 0 0\n1 0 0\n0 1 0\n")
+    result = CliRunner().invoke(app, ["classify", str(tiny), "-f", "jsonl", "--device", "cpu"])
+    assert result.exit_code == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines and all(line.startswith(f"geocli: warning: {tiny}: ") for line in lines)
+    assert json.loads(result.stdout)["warnings"] == [line.split(": ", 3)[3] for line in lines]

@@ -141,7 +141,7 @@ def test_found_file_keeps_its_root_through_copies() -> None:
 
 
 def test_segment_writes_nothing_when_two_inputs_share_an_output(tmp_path: Path) -> None:
-    """Through the command line: no output and no record, whatever the CLI prints for the error."""
+    """Through the command line: one error line, exit 2, no output and no record."""
     rng = np.random.default_rng(10)
     scans = tmp_path / "scans"
     scans.mkdir()
@@ -151,8 +151,10 @@ def test_segment_writes_nothing_when_two_inputs_share_an_output(tmp_path: Path) 
         (scans / path).write_bytes((SAMPLES / "cow_2048.ply").read_bytes())
     result = CliRunner().invoke(app, ["segment", str(scans / name), str(scans / twin), "--out", str(tmp_path / "out"),
                                       "--device", "cpu"])
-    assert result.exit_code != 0 and result.stdout == "" and not (tmp_path / "out").exists()
+    assert result.exit_code == 2 and result.stdout == "" and not (tmp_path / "out").exists()
+    assert result.stderr.startswith("geocli: error: ") and result.stderr.count("\n") == 1, result.stderr
     afile = tmp_path / "afile"
     afile.write_text("")
     result = CliRunner().invoke(app, ["segment", str(scans / name), "--out", str(afile), "--device", "cpu"])
-    assert result.exit_code != 0 and result.stdout == "" and afile.read_text() == ""
+    assert result.exit_code == 2 and result.stdout == "" and afile.read_text() == ""
+    assert result.stderr.startswith("geocli: error: ") and result.stderr.count("\n") == 1, result.stderr
