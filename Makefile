@@ -7,7 +7,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.geocli-installed
 
-.PHONY: setup demo test bench
+.PHONY: setup demo test lint bench
 
 setup: $(STAMP)
 
@@ -19,8 +19,15 @@ demo: $(STAMP)
 	$(VENV)/bin/geocli classify sample_data/
 	$(VENV)/bin/geocli segment sample_data/human_1.ply sample_data/cow.obj --out demo-output/ --per-face
 
-test: $(STAMP)
-	$(PY) -m pytest -q tests
+# Lint, format and type checks first (seconds), then every test, slowest 15 listed.
+# Quick loop while editing: $(PY) -m pytest -m "not slow"
+test: $(STAMP) lint
+	$(PY) -m pytest -q --durations=15 tests
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	@set -e; for script in benchmarks/*.py; do \

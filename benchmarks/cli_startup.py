@@ -36,15 +36,19 @@ def main() -> int:
         times.append(time.perf_counter() - start)
 
     median = statistics.median(times)
-    print(json.dumps({
-        "bench": "cli_startup",
-        "command": " ".join(cmd),
-        "n": n,
-        "median_s": round(median, 4),
-        "max_s": round(max(times), 4),
-        "target_s": TARGET_S,
-        "within_target": median < TARGET_S,
-    }))
+    print(
+        json.dumps(
+            {
+                "bench": "cli_startup",
+                "command": " ".join(cmd),
+                "n": n,
+                "median_s": round(median, 4),
+                "max_s": round(max(times), 4),
+                "target_s": TARGET_S,
+                "within_target": median < TARGET_S,
+            }
+        )
+    )
     return 0
 
 

@@ -36,7 +36,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from corpus.mutate import CRASH_KINDS, SAMPLE_DATA, SOURCES, Mutation, mutations, run_case
+from corpus.mutate import CRASH_KINDS, SAMPLE_DATA, SOURCES, Mutation, mutations, run_case  # noqa: E402 (after sys.path)
 
 
 def worker(memory_mb: int) -> None:
@@ -185,7 +185,10 @@ def main() -> int:
 
 
 def _record(
-    examples: dict[str, list[dict[str, object]]], outcome: str, mutation: Mutation, answer: dict[str, object],
+    examples: dict[str, list[dict[str, object]]],
+    outcome: str,
+    mutation: Mutation,
+    answer: dict[str, object],
     args: argparse.Namespace,
 ) -> None:
     kept = examples.setdefault(outcome, [])

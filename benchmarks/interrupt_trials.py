@@ -1,6 +1,7 @@
 """Interrupt `geocli segment` at seeded random moments and check that no finished output is lost.
 
-Usage: python benchmarks/interrupt_trials.py [--trials 20] [--inputs 24] [--model NAME (default: the default segmenter)] [--seed 0]
+Usage: python benchmarks/interrupt_trials.py [--trials 20] [--inputs 24] [--seed 0]
+       [--model NAME (default: the default segmenter)]
 
 Each trial starts a batch over copies of a sample scan, waits for a random number of
 results plus a random delay, sends SIGINT or SIGTERM, and then checks:
@@ -29,7 +30,20 @@ SCAN = Path(__file__).resolve().parents[1] / "sample_data" / "cow_2048.ply"
 
 
 def segment_command(scans: Path, out: Path, model: str, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "geocli.cli", "segment", str(scans), "--out", str(out), "-m", model, "--device", "cpu", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "geocli.cli",
+        "segment",
+        str(scans),
+        "--out",
+        str(out),
+        "-m",
+        model,
+        "--device",
+        "cpu",
+        *extra,
+    ]
 
 
 def outputs(folder: Path) -> dict[str, bytes]:
@@ -52,7 +66,9 @@ def trial(scans: Path, reference: dict[str, bytes], model: str, seed: int, out: 
     rng = random.Random(seed)
     signum = rng.choice([signal.SIGINT, signal.SIGTERM])
     wait_results, delay = rng.randrange(1, len(reference) // 2), rng.uniform(0.0, 0.5)
-    proc = subprocess.Popen(segment_command(scans, out, model), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        segment_command(scans, out, model), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     seen = [proc.stdout.readline() for _ in range(wait_results)]  # the batch is running
     time.sleep(delay)
     proc.send_signal(signum)
@@ -70,15 +86,23 @@ def trial(scans: Path, reference: dict[str, bytes], model: str, seed: int, out: 
     reported = {Path(r["output"]).name for r in records}
     if reported != set(written):
         problems.append(f"{len(written)} files written but {len(reported)} results reported")
-    problems += [f"{name} differs from the uninterrupted run" for name, data in written.items() if reference.get(name) != data]
+    problems += [
+        f"{name} differs from the uninterrupted run" for name, data in written.items() if reference.get(name) != data
+    ]
     resumed = subprocess.run(segment_command(scans, out, model, "--resume"), capture_output=True, text=True)
     skipped = sum("skipped" in json.loads(line) for line in resumed.stdout.splitlines() if line.strip())
     if resumed.returncode != 0 or skipped != len(written):
         problems.append(f"resume: exit {resumed.returncode}, skipped {skipped} of {len(written)} finished")
     if outputs(out) != reference:
         problems.append("after --resume the outputs differ from the uninterrupted run")
-    return {"seed": seed, "signal": signal.Signals(signum).name, "finished_before_signal": len(written),
-            "of": len(reference), "exit": proc.returncode, "problems": problems}
+    return {
+        "seed": seed,
+        "signal": signal.Signals(signum).name,
+        "finished_before_signal": len(written),
+        "of": len(reference),
+        "exit": proc.returncode,
+        "problems": problems,
+    }
 
 
 def main() -> None:
@@ -96,8 +120,16 @@ def main() -> None:
             results.append(trial(scans, reference, args.model, args.seed + i, Path(tmp) / f"out{i}"))
             print(json.dumps(results[-1]), flush=True)
     failed = [r for r in results if r["problems"]]
-    print(json.dumps({"trials": len(results), "failed": len(failed), "outputs_lost": sum(len(r["problems"]) for r in failed),
-                      "seconds": round(time.perf_counter() - started, 1)}))
+    print(
+        json.dumps(
+            {
+                "trials": len(results),
+                "failed": len(failed),
+                "outputs_lost": sum(len(r["problems"]) for r in failed),
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+        )
+    )
     sys.exit(1 if failed else 0)
 
 

@@ -40,18 +40,27 @@ def main() -> None:
         scan = Path(tmp) / "scan.ply"
         write_labeled(scan, cloud, np.zeros(len(cloud), dtype=np.int64))  # any PLY cloud; its labels are ignored
         started = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "geocli.cli", "segment", str(scan), "--out", str(Path(tmp) / "out"),
-                               "-m", args.model, "--device", "cpu"], capture_output=True, text=True)
+        segment = [sys.executable, "-m", "geocli.cli", "segment", str(scan), "--out", str(Path(tmp) / "out")]
+        done = subprocess.run([*segment, "-m", args.model, "--device", "cpu"], capture_output=True, text=True)
         seconds = time.perf_counter() - started
         if done.returncode != 0:
             sys.exit(f"segment failed: {done.stderr.strip()}")
         record = json.loads(done.stdout)
         peak_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # Linux reports KiB
-        print(json.dumps({
-            "model": args.model, "points": args.points, "labelled": record["points"], "category": record["category"],
-            "seconds": round(seconds, 1), "peak_rss_gib": round(peak_gib, 2), "goal_gib": GOAL_GIB, "met": peak_gib < GOAL_GIB
-            and record["points"] == args.points,
-        }))
+        print(
+            json.dumps(
+                {
+                    "model": args.model,
+                    "points": args.points,
+                    "labelled": record["points"],
+                    "category": record["category"],
+                    "seconds": round(seconds, 1),
+                    "peak_rss_gib": round(peak_gib, 2),
+                    "goal_gib": GOAL_GIB,
+                    "met": peak_gib < GOAL_GIB and record["points"] == args.points,
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

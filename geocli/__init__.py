@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+# The one place the version is written: pyproject.toml reads it from here (setuptools' dynamic
+# version), and so do the installed metadata and `geocli --version`.
 __version__ = "0.1.0"
 __all__ = ["classify", "segment", "load_model", "list_models"]
 

@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from geocli.defaults import DEFAULT_CLASSIFIER, DEFAULT_SEGMENTER
 from geocli.geometry.quality import shape_warnings
 from geocli.geometry.resample import fps_resample, radius_stratified
 from geocli.geometry.sampling import normalize_unit_sphere, sample_surface
-from geocli.defaults import DEFAULT_CLASSIFIER, DEFAULT_SEGMENTER
 from geocli.io import Geometry, GeometryError, read_geometry, validate_points
 from geocli.ops import farthest_point_sample, knn
 from geocli.parts import decode, part_categories
@@ -94,7 +94,10 @@ class Prediction:
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """Every field, ``None`` (``[]`` for lists) where it does not apply: failed and classified inputs share one schema."""
+        """Every field, ``None`` (``[]`` for lists) where it does not apply.
+
+        Failed and classified inputs share one schema, so a consumer never branches on the record's shape.
+        """
         return asdict(self)
 
 
@@ -212,9 +215,9 @@ def classify(
         """Store a result and pass on every result now complete in input order."""
         nonlocal emitted
         results[position] = prediction
-        while emitted < len(results) and results[emitted] is not None:
+        while emitted < len(results) and (done := results[emitted]) is not None:
             if on_result:
-                on_result(results[emitted])
+                on_result(done)
             emitted += 1
 
     def flush() -> None:
@@ -222,7 +225,9 @@ def classify(
             return
         logits = predict_logits(model, torch.from_numpy(np.stack([prepared.cloud for _, _, prepared, _ in pending])))
         names = [name for _, name, _, _ in pending]
-        for prediction, (position, _, prepared, source_points) in zip(_predictions(model, logits, names, top_k), pending):
+        for prediction, (position, _, prepared, source_points) in zip(
+            _predictions(model, logits, names, top_k), pending
+        ):
             prediction.points, prediction.source_points = int(prepared.cloud.shape[0]), source_points
             prediction.warnings = prepared.warnings
             settle(position, prediction)
@@ -279,10 +284,15 @@ class Segmentation:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary (no per-point arrays); ``warnings`` is always there, ``[]`` when none."""
-        if self.error:
+        if self.error or self.labels is None:
             return {"input": self.path, "error": self.error, "warnings": self.warnings}
-        return {"input": self.path, "category": self.category, "points": int(len(self.labels)), "parts": self.part_counts(),
-                "warnings": self.warnings}
+        return {
+            "input": self.path,
+            "category": self.category,
+            "points": int(len(self.labels)),
+            "parts": self.part_counts(),
+            "warnings": self.warnings,
+        }
 
 
 def nearest(queries: np.ndarray, references: np.ndarray) -> np.ndarray:
@@ -309,8 +319,13 @@ def segment_geometry(model: LoadedModel, geometry: Geometry, seed: int = 0) -> S
     if geometry.faces is not None and len(geometry.faces):
         face_labels = labels[nearest(normalised[geometry.faces].mean(axis=1), cloud)]
     return Segmentation(
-        path=geometry.path, classes=model.classes, category=categories[int(decoded.category[0])],
-        labels=labels[index], scores=scores[index], face_labels=face_labels, geometry=geometry,
+        path=geometry.path,
+        classes=model.classes,
+        category=categories[int(decoded.category[0])],
+        labels=labels[index],
+        scores=scores[index],
+        face_labels=face_labels,
+        geometry=geometry,
         warnings=prepared.warnings,
     )
 

@@ -75,12 +75,16 @@ def transformed_copies(geometry: Geometry, count: int, seed: int) -> list[tuple[
         shift = rng.normal(size=3) * 5 * radius * scale
         order = rng.permutation(len(points))
         faces = None if geometry.faces is None else np.argsort(order)[geometry.faces]
-        moved = Geometry(path=geometry.path, points=points[order] @ matrix.T + shift, faces=faces, normals=None, colors=None)
+        moved = Geometry(
+            path=geometry.path, points=points[order] @ matrix.T + shift, faces=faces, normals=None, colors=None
+        )
         copies.append((moved, order))
     return copies
 
 
-def check_geometry(model: LoadedModel, geometry: Geometry, rotations: int, seed: int = 0, batch_size: int = 16) -> InvarianceCheck:
+def check_geometry(
+    model: LoadedModel, geometry: Geometry, rotations: int, seed: int = 0, batch_size: int = 16
+) -> InvarianceCheck:
     """Compare the model's answer for ``geometry`` with its answers for ``rotations`` transformed copies.
 
     ``seed`` seeds both the poses and mesh surface sampling; the copies of a mesh are
@@ -92,19 +96,26 @@ def check_geometry(model: LoadedModel, geometry: Geometry, rotations: int, seed:
     if model.task == "segment":
         return _check_segmenter(model, geometry, copies, seed)
     clouds = np.stack([model_input(g, model.input_points, seed) for g in (geometry, *(copy for copy, _ in copies))])
-    logits = [predict_logits(model, torch.from_numpy(clouds[i : i + batch_size])) for i in range(0, len(clouds), batch_size)]
+    logits = [
+        predict_logits(model, torch.from_numpy(clouds[i : i + batch_size])) for i in range(0, len(clouds), batch_size)
+    ]
     probs = torch.cat(logits).softmax(dim=1)
     given = int(probs[0].argmax())
     return InvarianceCheck(
-        path=geometry.path, label=model.classes[given], rotations=rotations,
+        path=geometry.path,
+        label=model.classes[given],
+        rotations=rotations,
         agreement=float((probs[1:].argmax(dim=1) == given).double().mean()),
         max_score_change=float((probs[1:, given] - probs[0, given]).abs().max()),
     )
 
 
-def _check_segmenter(model: LoadedModel, geometry: Geometry, copies: list[tuple[Geometry, np.ndarray]], seed: int) -> InvarianceCheck:
+def _check_segmenter(
+    model: LoadedModel, geometry: Geometry, copies: list[tuple[Geometry, np.ndarray]], seed: int
+) -> InvarianceCheck:
     """Point and category agreement of a segmenter; each copy's labels are compared point by point, order undone."""
     given = segment_geometry(model, geometry, seed)
+    assert given.labels is not None and given.scores is not None  # segment_geometry sets both
     unchanged, same_category, change = 0, 0, 0.0
     for copy, order in copies:
         result = segment_geometry(model, copy, seed)
@@ -112,8 +123,11 @@ def _check_segmenter(model: LoadedModel, geometry: Geometry, copies: list[tuple[
         same_category += result.category == given.category
         change = max(change, float(np.abs(result.scores - given.scores[order]).max()))
     return InvarianceCheck(
-        path=geometry.path, label=given.category, rotations=len(copies),
-        agreement=unchanged / (len(copies) * len(given.labels)), category_agreement=same_category / len(copies),
+        path=geometry.path,
+        label=given.category,
+        rotations=len(copies),
+        agreement=unchanged / (len(copies) * len(given.labels)),
+        category_agreement=same_category / len(copies),
         max_score_change=change,
     )
 

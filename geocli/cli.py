@@ -18,10 +18,10 @@ import sys
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from typer.core import TyperCommand
+from typer.core import TyperCommand, TyperGroup
 
 from geocli.defaults import DEFAULT_CLASSIFIER, DEFAULT_SEGMENTER, RANDOM_START
 
@@ -31,13 +31,26 @@ if TYPE_CHECKING:
     from geocli.api import Prediction
 
 
-class _Command(TyperCommand):
+def _untype_flags(params: list[Any]) -> None:
     """Typer's help gives every flag a ``<bool>`` type, as if ``--recursive true`` were expected; flags get none."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+
+
+class _Command(TyperCommand):
+    """A command whose help shows flags without a type."""
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
-        for param in self.get_params(ctx):
-            if getattr(param, "is_flag", False) and param.metavar is None:
-                param.metavar = ""
+        _untype_flags(self.get_params(ctx))
+        super().format_help(ctx, formatter)
+
+
+class _Group(TyperGroup):
+    """``geocli`` itself (``--version``, ``--help``), likewise."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _untype_flags(self.get_params(ctx))
         super().format_help(ctx, formatter)
 
 
@@ -51,10 +64,31 @@ class _Typer(typer.Typer):
 app = _Typer(
     name="geocli",
     help="Classify and segment 3D point clouds and meshes with rotation-invariant networks.",
+    cls=_Group,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    """``--version``: print the one version the package has (:data:`geocli.__version__`) and stop."""
+    if value:
+        from geocli import __version__
+
+        typer.echo(f"geocli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    # No docstring: the app's help (above) is what `geocli --help` shows.
+    pass
+
 
 PROGRESS_THRESHOLD = 8  # show a progress bar from this many inputs on
 
@@ -112,11 +146,14 @@ class _StopOnSignal:
     also written atomically), so the count printed on exit is exactly what was done.
     """
 
-    def __enter__(self) -> "_StopOnSignal":
+    def __enter__(self) -> _StopOnSignal:
         import signal
 
         self.requested: list[int] = []
-        self.previous = {s: signal.signal(s, lambda number, frame: self.requested.append(number)) for s in (signal.SIGINT, signal.SIGTERM)}
+        self.previous = {
+            s: signal.signal(s, lambda number, frame: self.requested.append(number))
+            for s in (signal.SIGINT, signal.SIGTERM)
+        }
         return self
 
     def check(self) -> None:
@@ -134,9 +171,13 @@ def _collect_inputs(paths: list[str], recursive: bool) -> tuple[list[str], list[
     from geocli.discovery import BadInput, expand_inputs
     from geocli.io import SUPPORTED_EXTENSIONS
 
-    files, bad = [], []
+    files: list[str] = []
+    bad: list[BadInput] = []
     for item in expand_inputs(paths, SUPPORTED_EXTENSIONS, recursive=recursive):
-        (bad if isinstance(item, BadInput) else files).append(item)
+        if isinstance(item, BadInput):
+            bad.append(item)
+        else:
+            files.append(item)
     return files, bad
 
 
@@ -155,7 +196,9 @@ def _csv_line(cells: list[Any]) -> str:
 
 def _csv_cells(record: dict[str, Any], k: int) -> list[Any]:
     """A record as one CSV row; a null field (a failed input's label, say) is an empty cell."""
-    runners_up = {f"{key}_{i}": top[key] for i, top in enumerate(record["top_k"][1:], start=2) for key in ("label", "score")}
+    runners_up = {
+        f"{key}_{i}": top[key] for i, top in enumerate(record["top_k"][1:], start=2) for key in ("label", "score")
+    }
     row = {**record, **runners_up}
     return ["" if row.get(column) is None else row[column] for column in _csv_columns(k)]
 
@@ -163,14 +206,20 @@ def _csv_cells(record: dict[str, Any], k: int) -> list[Any]:
 @app.command()
 def classify(
     paths: Annotated[list[str], typer.Argument(help="Files, folders, globs, or '-' to read paths from stdin.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Shipped model name, or path to your own .json card.")] = DEFAULT_CLASSIFIER,
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Shipped model name, or path to your own .json card.")
+    ] = DEFAULT_CLASSIFIER,
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many classes to list per input.")] = 5,
-    output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output on stdout.")] = OutputFormat.table,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="Output on stdout.")
+    ] = OutputFormat.table,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     batch_size: Annotated[int, typer.Option(min=1, help="Clouds per network pass.")] = 16,
     seed: Annotated[int, typer.Option(help="Seed of mesh surface sampling.")] = 0,
-    max_points: Annotated[Optional[int], typer.Option(min=1, help="Refuse files with more points (default: geocli.io's limit).")] = None,
+    max_points: Annotated[
+        int | None, typer.Option(min=1, help="Refuse files with more points (default: geocli.io's limit).")
+    ] = None,
 ) -> None:
     """Predict the object class of each input, whatever its orientation."""
     files, bad = _collect_inputs(paths, recursive)
@@ -193,7 +242,9 @@ def classify(
             stop.check()
 
         try:
-            run_classify(files, loaded, top_k=top_k, batch_size=batch_size, seed=seed, max_points=max_points, on_result=on_result)
+            run_classify(
+                files, loaded, top_k=top_k, batch_size=batch_size, seed=seed, max_points=max_points, on_result=on_result
+            )
         except KeyboardInterrupt:
             report_error(f"interrupted after {done} of {len(files)} files; the results above are complete")
             raise typer.Exit(130) from None
@@ -209,8 +260,13 @@ class _Records:
     printed on stderr as one line, and counted for the exit code.
     """
 
-    def __init__(self, output_format: OutputFormat, columns: list[str], cells: Callable[[dict[str, Any]], list[Any]],
-                 table: Callable[[list[dict[str, Any]]], None]) -> None:
+    def __init__(
+        self,
+        output_format: OutputFormat,
+        columns: list[str],
+        cells: Callable[[dict[str, Any]], list[Any]],
+        table: Callable[[list[dict[str, Any]]], None],
+    ) -> None:
         self.output_format, self.cells, self.table = output_format, cells, table
         self.collected: list[dict[str, Any]] = []
         self.failures = 0
@@ -257,7 +313,9 @@ class _progress:
         if self.total >= PROGRESS_THRESHOLD and console.is_terminal:
             from rich.progress import Progress
 
-            self.bar = Progress(console=console, transient=True, redirect_stdout=_stdout_shares_stderr_terminal(), redirect_stderr=True)
+            self.bar = Progress(
+                console=console, transient=True, redirect_stdout=_stdout_shares_stderr_terminal(), redirect_stderr=True
+            )
             self.bar.start()
             task = self.bar.add_task(self.label, total=self.total)
             return lambda: self.bar.advance(task)
@@ -294,13 +352,22 @@ def _print_table(records: list[dict[str, Any]]) -> None:
 
     # A path or an error folds onto more lines rather than lose its end in a narrow terminal;
     # Text() keeps brackets in names from being read as Rich markup.
-    table = Table(Column("file", overflow="fold"), "label", "score", "runners-up", "points", "source points",
-                  Column("error", overflow="fold"))
+    table = Table(
+        Column("file", overflow="fold"),
+        "label",
+        "score",
+        "runners-up",
+        "points",
+        "source points",
+        Column("error", overflow="fold"),
+    )
     for record in records:
         runners_up = ", ".join(f"{top['label']} ({top['score']:.3f})" for top in record["top_k"][1:])
         score = "" if record["score"] is None else f"{record['score']:.3f}"
         counts = ("" if record[key] is None else str(record[key]) for key in ("points", "source_points"))
-        table.add_row(Text(record["path"]), record["label"] or "", score, runners_up, *counts, Text(record["error"] or ""))
+        table.add_row(
+            Text(record["path"]), record["label"] or "", score, runners_up, *counts, Text(record["error"] or "")
+        )
     _print_whole(table)
 
 
@@ -313,16 +380,31 @@ class SegmentFormat(str, Enum):
 @app.command()
 def segment(
     paths: Annotated[list[str], typer.Argument(help="Files, folders, globs, or '-' to read paths from stdin.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the labelled files: <out>/<folders below the one given>/<input file name>.<format>.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Shipped segmenter name, or path to your own .json card.")] = DEFAULT_SEGMENTER,
-    output_format: Annotated[SegmentFormat, typer.Option("--format", "-f", help="Labelled output file format.")] = SegmentFormat.ply,
-    per_face: Annotated[bool, typer.Option("--per-face", help="Meshes: keep the faces, with a label and colour per face (PLY).")] = False,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Folder for the labelled files: <out>/<folders below the one given>/<input file name>.<format>.",
+        ),
+    ],
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Shipped segmenter name, or path to your own .json card.")
+    ] = DEFAULT_SEGMENTER,
+    output_format: Annotated[
+        SegmentFormat, typer.Option("--format", "-f", help="Labelled output file format.")
+    ] = SegmentFormat.ply,
+    per_face: Annotated[
+        bool, typer.Option("--per-face", help="Meshes: keep the faces, with a label and colour per face (PLY).")
+    ] = False,
     scores: Annotated[bool, typer.Option("--scores", help="Add each point's label probability.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Skip inputs whose output already exists.")] = False,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed of mesh surface sampling.")] = 0,
-    max_points: Annotated[Optional[int], typer.Option(min=1, help="Refuse files with more points (default: geocli.io's limit).")] = None,
+    max_points: Annotated[
+        int | None, typer.Option(min=1, help="Refuse files with more points (default: geocli.io's limit).")
+    ] = None,
 ) -> None:
     """Label every point of each input with its part, whatever its orientation; one JSON line per file on stdout."""
     if per_face and output_format != SegmentFormat.ply:
@@ -336,7 +418,9 @@ def segment(
     todo = []
     for path, target in targets.items():
         if resume and target.exists():
-            sys.stdout.write(json.dumps({"input": path, "output": str(target), "skipped": "output exists (--resume)"}) + "\n")
+            sys.stdout.write(
+                json.dumps({"input": path, "output": str(target), "skipped": "output exists (--resume)"}) + "\n"
+            )
         else:
             todo.append(path)
     done = 0
@@ -348,11 +432,16 @@ def segment(
                     report_error(_cli_wording(result.error))
                 else:
                     geometry, target = result.geometry, targets[result.path]
+                    assert geometry is not None and result.labels is not None  # set on every success
                     mesh = per_face and result.face_labels is not None
                     try:
                         write_labeled(
-                            target, geometry.points, result.labels, scores=result.scores if scores else None,
-                            faces=geometry.faces if mesh else None, face_labels=result.face_labels if mesh else None,
+                            target,
+                            geometry.points,
+                            result.labels,
+                            scores=result.scores if scores else None,
+                            faces=geometry.faces if mesh else None,
+                            face_labels=result.face_labels if mesh else None,
                             fmt=output_format.value,
                         )
                     except OSError as error:
@@ -367,8 +456,10 @@ def segment(
                 advance()
                 stop.check()
         except KeyboardInterrupt:
-            report_error(f"interrupted after {done} of {len(todo)} files; finished outputs are complete, "
-                         "run again with --resume to do the rest")
+            report_error(
+                f"interrupted after {done} of {len(todo)} files; finished outputs are complete, "
+                "run again with --resume to do the rest"
+            )
             raise typer.Exit(130) from None
     raise typer.Exit(1 if failures else 0)
 
@@ -401,15 +492,21 @@ def _output_targets(files: list[str], bad: list[Any], out: Path, extension: str)
 @app.command()
 def check(
     paths: Annotated[list[str], typer.Argument(help="Files, folders, globs, or '-' to read paths from stdin.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Shipped classifier or segmenter name, or path to your own .json card.")] = DEFAULT_CLASSIFIER,
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Shipped classifier or segmenter name, or path to your own .json card.")
+    ] = DEFAULT_CLASSIFIER,
     rotations: Annotated[int, typer.Option("--rotations", "-n", min=1, help="Random poses per input.")] = 8,
-    output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output on stdout.")] = OutputFormat.table,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="Output on stdout.")
+    ] = OutputFormat.table,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed of the poses and of mesh surface sampling.")] = 0,
-    max_points: Annotated[Optional[int], typer.Option(min=1, help="Refuse files with more points (default: geocli.io's limit).")] = None,
+    max_points: Annotated[
+        int | None, typer.Option(min=1, help="Refuse files with more points (default: geocli.io's limit).")
+    ] = None,
 ) -> None:
-    """Measure invariance on your own files: each one's label against N random poses (turned, mirrored, scaled, moved, shuffled)."""
+    """Measure invariance on your own files: each one's label against N random poses (turned, mirrored, scaled, moved, shuffled)."""  # noqa: E501 (Rich help keeps line breaks)
     files, bad = _collect_inputs(paths, recursive)
     loaded = _load(model, device)
     from dataclasses import fields
@@ -417,8 +514,12 @@ def check(
     from geocli.check import InvarianceCheck, check_invariance
 
     columns = [field.name for field in fields(InvarianceCheck)]
-    records = _Records(output_format, columns, lambda record: ["" if record[c] is None else record[c] for c in columns],
-                       lambda rows: _print_check_table(rows, loaded.task))
+    records = _Records(
+        output_format,
+        columns,
+        lambda record: ["" if record[c] is None else record[c] for c in columns],
+        lambda rows: _print_check_table(rows, loaded.task),
+    )
     for item in bad:
         records.emit(InvarianceCheck(path=item.path, error=item.error).to_dict())
     done = 0
@@ -453,21 +554,33 @@ def _print_check_table(records: list[dict[str, Any]], task: str) -> None:
     for record in records:
         change = "" if record["max_score_change"] is None else f"{record['max_score_change']:.2g}"
         shares = [_share(record["agreement"])] + ([_share(record["category_agreement"])] if segmenter else [])
-        table.add_row(Text(record["path"]), record["label"] or "", str(record["rotations"] or ""), *shares, change,
-                      Text(record["error"] or ""))
+        table.add_row(
+            Text(record["path"]),
+            record["label"] or "",
+            str(record["rotations"] or ""),
+            *shares,
+            change,
+            Text(record["error"] or ""),
+        )
     _print_whole(table)
 
 
 @app.command()
 def align(
     paths: Annotated[list[str], typer.Argument(help="Files, folders, globs, or '-' to read paths from stdin.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the aligned PLY files and their .json transforms.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="The model whose input defines the frame (name or .json card).")] = DEFAULT_CLASSIFIER,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for the aligned PLY files and their .json transforms.")
+    ],
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="The model whose input defines the frame (name or .json card).")
+    ] = DEFAULT_CLASSIFIER,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of mesh surface sampling.")] = 0,
-    max_points: Annotated[Optional[int], typer.Option(min=1, help="Refuse files with more points (default: geocli.io's limit).")] = None,
+    max_points: Annotated[
+        int | None, typer.Option(min=1, help="Refuse files with more points (default: geocli.io's limit).")
+    ] = None,
 ) -> None:
-    """Write each input in the model's canonical pose, in its own units: a PLY and its transform as JSON (also on stdout)."""
+    """Write each input in the model's canonical pose, in its own units: a PLY and its transform as JSON (also on stdout)."""  # noqa: E501 (Rich help keeps line breaks)
     files, bad = _collect_inputs(paths, recursive)
     targets, failures = _output_targets(files, bad, out, "ply")  # refusals before any work
     loaded = _load(model, "cpu")
@@ -517,7 +630,7 @@ def info(files: Annotated[list[str], typer.Argument(help="Geometry files.")]) ->
 
 @app.command()
 def models(
-    name: Annotated[Optional[str], typer.Argument(help="Show this model's whole card.")] = None,
+    name: Annotated[str | None, typer.Argument(help="Show this model's whole card.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
     markdown: Annotated[bool, typer.Option("--markdown", help="A Markdown table (for the README).")] = False,
 ) -> None:
@@ -563,8 +676,11 @@ def _percent(value: float | None) -> str:
 def _card_common(card: dict[str, Any]) -> tuple[list[str], list[str]]:
     """Columns every model has: identity first, training size last."""
     head = [card["name"], card["family"], str(len(card["classes"])), str(card["input_points"])]
-    tail = [_percent(card.get("metrics", {}).get("rotation_agreement", {}).get("agreement")),
-            _epochs(card.get("training", {})), f"{card['weights']['bytes'] / 1e6:.1f}"]
+    tail = [
+        _percent(card.get("metrics", {}).get("rotation_agreement", {}).get("agreement")),
+        _epochs(card.get("training", {})),
+        f"{card['weights']['bytes'] / 1e6:.1f}",
+    ]
     return head, tail
 
 
@@ -581,7 +697,14 @@ def _classifier_row(card: dict[str, Any]) -> list[str]:
     """One classifier's summary; every figure is read from the card's eval-produced metrics."""
     protocols = card.get("metrics", {}).get("protocols", {})
     head, tail = _card_common(card)
-    return [*head, *(_percent(protocols.get(p, {}).get("overall_accuracy")) for p in ("z/z", "z/SO3", "SO3/SO3", "single-view/SO3")), *tail]
+    return [
+        *head,
+        *(
+            _percent(protocols.get(p, {}).get("overall_accuracy"))
+            for p in ("z/z", "z/SO3", "SO3/SO3", "single-view/SO3")
+        ),
+        *tail,
+    ]
 
 
 def _segmenter_row(card: dict[str, Any]) -> list[str]:
@@ -589,34 +712,84 @@ def _segmenter_row(card: dict[str, Any]) -> list[str]:
     protocols = card.get("metrics", {}).get("protocols", {})
     so3 = protocols.get("SO3", {})
     head, tail = _card_common(card)
-    return [*head, _percent(protocols.get("as given", {}).get("point_accuracy")), _percent(so3.get("point_accuracy")),
-            _percent(so3.get("category_miou")), _percent(so3.get("instance_miou")), *tail]
+    return [
+        *head,
+        _percent(protocols.get("as given", {}).get("point_accuracy")),
+        _percent(so3.get("point_accuracy")),
+        _percent(so3.get("category_miou")),
+        _percent(so3.get("instance_miou")),
+        *tail,
+    ]
 
 
 MODEL_TABLES = {
-    "classify": ("Classifiers (ModelNet40 test, overall accuracy)",
-                 ["name", "family", "classes", "points", "z/z %", "z/SO3 %", "SO3/SO3 %", "single-view %", "agreement %", "epochs", "MB"],
-                 _classifier_row),
-    "segment": ("Part segmenters (Labeled PSB test, no category given)",
-                ["name", "family", "parts", "points", "accuracy as given %", "accuracy SO3 %", "category mIoU SO3 %",
-                 "instance mIoU SO3 %", "agreement %", "epochs", "MB"], _segmenter_row),
+    "classify": (
+        "Classifiers (ModelNet40 test, overall accuracy)",
+        [
+            "name",
+            "family",
+            "classes",
+            "points",
+            "z/z %",
+            "z/SO3 %",
+            "SO3/SO3 %",
+            "single-view %",
+            "agreement %",
+            "epochs",
+            "MB",
+        ],
+        _classifier_row,
+    ),
+    "segment": (
+        "Part segmenters (Labeled PSB test, no category given)",
+        [
+            "name",
+            "family",
+            "parts",
+            "points",
+            "accuracy as given %",
+            "accuracy SO3 %",
+            "category mIoU SO3 %",
+            "instance mIoU SO3 %",
+            "agreement %",
+            "epochs",
+            "MB",
+        ],
+        _segmenter_row,
+    ),
 }
 
 
 @app.command()
 def train(
     out: Annotated[Path, typer.Option(help="Run folder: checkpoints, log; re-running resumes it.")],
-    dataset: Annotated[str, typer.Option(help="modelnet40 (trains a classifier) or psb (a part segmenter).")] = "modelnet40",
-    family: Annotated[Optional[str], typer.Option(help="Network family: frame_averaging (default), tinvnn, parot or apen.")] = None,
-    recipe_name: Annotated[str, typer.Option("--recipe", help="The family's recipe: cpu (fits a two-core machine) or, for parot, published (the paper's, for a GPU).")] = "cpu",
-    data: Annotated[Optional[Path], typer.Option(help="Data folder (default ../shared/data/<dataset>).")] = None,
-    epochs: Annotated[Optional[int], typer.Option(min=1)] = None,
-    batch_size: Annotated[Optional[int], typer.Option(min=2)] = None,
-    points: Annotated[Optional[int], typer.Option(min=32, help="Input points per shape.")] = None,
-    lr: Annotated[Optional[float], typer.Option()] = None,
-    seed: Annotated[Optional[int], typer.Option()] = None,
-    init: Annotated[Optional[Path], typer.Option(help="Start from these weights (e.g. a shipped .safetensors; a classifier's trunk for a segmenter).")] = None,
-    hparams: Annotated[Optional[str], typer.Option(help="Network hyper-parameters as JSON.")] = None,
+    dataset: Annotated[
+        str, typer.Option(help="modelnet40 (trains a classifier) or psb (a part segmenter).")
+    ] = "modelnet40",
+    family: Annotated[
+        str | None, typer.Option(help="Network family: frame_averaging (default), tinvnn, parot or apen.")
+    ] = None,
+    recipe_name: Annotated[
+        str,
+        typer.Option(
+            "--recipe",
+            help="The family's recipe: cpu (fits a two-core machine) or, for parot, published "
+            "(the paper's, for a GPU).",
+        ),
+    ] = "cpu",
+    data: Annotated[Path | None, typer.Option(help="Data folder (default ../shared/data/<dataset>).")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1)] = None,
+    batch_size: Annotated[int | None, typer.Option(min=2)] = None,
+    points: Annotated[int | None, typer.Option(min=32, help="Input points per shape.")] = None,
+    lr: Annotated[float | None, typer.Option()] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    init: Annotated[
+        Path | None,
+        typer.Option(
+            help="Start from these weights (e.g. a shipped .safetensors; a classifier's trunk for a segmenter)."
+        ),
+    ] = None,
+    hparams: Annotated[str | None, typer.Option(help="Network hyper-parameters as JSON.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
 ) -> None:
     """Train a classifier (ModelNet40) or segmenter (Labeled PSB); resumable, seeded, selected on a validation split."""
@@ -628,8 +801,18 @@ def train(
     if dataset not in DATASETS:
         fail_usage(f"unknown dataset {dataset!r}; known: {', '.join(sorted(DATASETS))}")
     try:
-        config = recipe(dataset, family, recipe_name, epochs=epochs, batch_size=batch_size, points=points, lr=lr, seed=seed,
-                        init=str(init) if init else None, hparams=json.loads(hparams) if hparams else None)
+        config = recipe(
+            dataset,
+            family,
+            recipe_name,
+            epochs=epochs,
+            batch_size=batch_size,
+            points=points,
+            lr=lr,
+            seed=seed,
+            init=str(init) if init else None,
+            hparams=json.loads(hparams) if hparams else None,
+        )
     except ValueError as error:
         fail_usage(str(error))
     try:
@@ -637,7 +820,11 @@ def train(
     except ValueError as error:
         fail_usage(str(error))
     meta = run_train(config, out, data_root=data, device=target, log=lambda m: typer.echo(m, err=True))
-    typer.echo(json.dumps({"run": str(out), "best_val": meta["best_val"], "best_epoch": meta["best_epoch"], "epochs": meta["epoch"]}))
+    typer.echo(
+        json.dumps(
+            {"run": str(out), "best_val": meta["best_val"], "best_epoch": meta["best_epoch"], "epochs": meta["epoch"]}
+        )
+    )
 
 
 @app.command()
@@ -656,22 +843,28 @@ def export(
 @app.command("eval")
 def evaluate(
     model: Annotated[str, typer.Argument(help="Model name or path to its .json card.")],
-    out: Annotated[Optional[Path], typer.Option(help="Write the JSON report here (default: stdout).")] = None,
-    data: Annotated[Optional[Path], typer.Option(help="Data folder (default: the model's data set under ../shared/data).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the JSON report here (default: stdout).")] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Data folder (default: the model's data set under ../shared/data).")
+    ] = None,
     update_card: Annotated[bool, typer.Option(help="Copy the figures onto the model's card.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the protocol rotations.")] = 0,
-    limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N test shapes (smoke tests; never on cards).")] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Only the first N test shapes (smoke tests; never on cards).")
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
 ) -> None:
-    """Classifiers: accuracy under z/z, z/SO3, SO3/SO3; segmenters: accuracy and mIoU as given and under SO3. One JSON report."""
+    """Classifiers: accuracy under z/z, z/SO3, SO3/SO3; segmenters: accuracy and mIoU as given and under SO3. One JSON report."""  # noqa: E501 (Rich help keeps line breaks)
     from geocli.evaluate import card_metrics, evaluate_classifier, evaluate_segmenter
     from geocli.io.atomic import atomic_write
     from geocli.zoo import read_card, resolve, write_card
 
     loaded = _load(model, device)
     console = _stderr_console()
-    progress = (lambda name, done, total: console.print(f"{name}: {done}/{total}", end="\r")) if console.is_terminal else None
+    progress = (
+        (lambda name, done, total: console.print(f"{name}: {done}/{total}", end="\r")) if console.is_terminal else None
+    )
     try:
         if loaded.task == "classify":
             report = evaluate_classifier(loaded, data, seed=seed, batch_size=batch_size, limit=limit, progress=progress)

@@ -104,6 +104,7 @@ def _is_dir(entry: os.DirEntry[str]) -> bool:
 
 def _walk(folder: str, recursive: bool, extensions: tuple[str, ...]) -> Iterator[str | BadInput]:
     errors: list[OSError] = []
+    entries: Iterator[str]
     if recursive:
         entries = (
             os.path.join(root, name)
@@ -120,9 +121,9 @@ def _walk(folder: str, recursive: bool, extensions: tuple[str, ...]) -> Iterator
     for path in entries:
         if _wanted(path, extensions):
             yield path
-    for error in errors:
-        where = str(error.filename or folder)
-        yield BadInput(where, f"{printable_path(where)}: cannot read folder ({error.strerror})")
+    for failure in errors:
+        where = str(failure.filename or folder)
+        yield BadInput(where, f"{printable_path(where)}: cannot read folder ({failure.strerror})")
 
 
 def _named_folder(folder: str, recursive: bool, extensions: tuple[str, ...]) -> Iterator[str | BadInput]:

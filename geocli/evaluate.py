@@ -99,11 +99,26 @@ def evaluate_classifier(
         all_predictions.append(predictions)
         if name:
             results[name] = accuracy_report(test.labels, predictions, model.classes)
-    results[SINGLE_VIEW_PROTOCOL] = accuracy_report(test.labels, _single_view_predictions(model, test, seed, batch_size, progress), model.classes)
-    return _report(model, "ModelNet40", test, data_root / "test.npz", limit, seed, results, np.stack(all_predictions), started, "shapes")
+    results[SINGLE_VIEW_PROTOCOL] = accuracy_report(
+        test.labels, _single_view_predictions(model, test, seed, batch_size, progress), model.classes
+    )
+    return _report(
+        model,
+        "ModelNet40",
+        test,
+        data_root / "test.npz",
+        limit,
+        seed,
+        results,
+        np.stack(all_predictions),
+        started,
+        "shapes",
+    )
 
 
-def _single_view_predictions(model: LoadedModel, test: PointSet, seed: int, batch_size: int, progress=None) -> np.ndarray:
+def _single_view_predictions(
+    model: LoadedModel, test: PointSet, seed: int, batch_size: int, progress=None
+) -> np.ndarray:
     """Predicted classes of single-view scans of the test shapes, each in a seeded random pose.
 
     Views hold about 40 % of a shape's points; each goes through the same path as a file
@@ -147,20 +162,44 @@ def evaluate_segmenter(
         clouds = rotate(torch.from_numpy(test.points).double(), rotations).numpy()
         predictions, predicted_categories = [], []
         for index, (cloud, shape) in enumerate(zip(clouds, test.names)):
-            result = segment_geometry(model, Geometry(path=str(shape), points=cloud, faces=None, normals=None, colors=None), seed=seed)
+            result = segment_geometry(
+                model, Geometry(path=str(shape), points=cloud, faces=None, normals=None, colors=None), seed=seed
+            )
+            assert result.labels is not None and result.category is not None  # segment_geometry sets both
             predictions.append(result.labels)
             predicted_categories.append(categories.index(result.category))
             if progress:
                 progress(name or "agreement", index + 1, len(test))
         all_labels.append(np.stack(predictions))
         if name:
-            results[name] = segmentation_report(list(test.labels), predictions, categories, category_of.numpy(), np.array(predicted_categories))
-    return _report(model, "Labeled PSB", test, data_root / "points_2048.npz", limit, seed, results, np.stack(all_labels), started, "points")
+            results[name] = segmentation_report(
+                list(test.labels), predictions, categories, category_of.numpy(), np.array(predicted_categories)
+            )
+    return _report(
+        model,
+        "Labeled PSB",
+        test,
+        data_root / "points_2048.npz",
+        limit,
+        seed,
+        results,
+        np.stack(all_labels),
+        started,
+        "points",
+    )
 
 
 def _report(
-    model: LoadedModel, dataset: str, test: PointSet, data_file: Path, limit: int | None, seed: int,
-    results: dict[str, Any], stacked: np.ndarray, started: float, unit: str,
+    model: LoadedModel,
+    dataset: str,
+    test: PointSet,
+    data_file: Path,
+    limit: int | None,
+    seed: int,
+    results: dict[str, Any],
+    stacked: np.ndarray,
+    started: float,
+    unit: str,
 ) -> dict[str, Any]:
     """The report around one evaluation's figures: what was measured, on what, and how long it took.
 
@@ -171,7 +210,13 @@ def _report(
         "model": model.name,
         "weights_sha256": model.card["weights"]["sha256"],
         "task": model.task,
-        "dataset": {"name": dataset, "split": "test", "shapes": len(test), "points_per_shape": int(test.points.shape[1]), "complete": limit is None},
+        "dataset": {
+            "name": dataset,
+            "split": "test",
+            "shapes": len(test),
+            "points_per_shape": int(test.points.shape[1]),
+            "complete": limit is None,
+        },
         "data_sha256": {data_file.name: sha256_of(data_file)},
         "seed": seed,
         "protocols": results,

@@ -17,10 +17,12 @@ from geocli.nets.registry import INVARIANCE, create_model
 from geocli.zoo import save_model
 
 DESCRIPTIONS = {
-    "frame_averaging": "Frame Averaging (Puny et al. 2022) over the PCA frames of the cloud (sign ambiguities averaged) "
+    "frame_averaging": "Frame Averaging (Puny et al. 2022) over the PCA frames of the cloud "
+    "(sign ambiguities averaged) "
     "around a static-graph edge-convolution backbone; exactly invariant to rotations, reflections, translation, "
     "scale and point order.",
-    "tinvnn": "TinvNN (Zhang et al.): the cloud replaced by its modified-MDS coordinates (principal axes, signs fixed by "
+    "tinvnn": "TinvNN (Zhang et al.): the cloud replaced by its modified-MDS coordinates "
+    "(principal axes, signs fixed by "
     "odd moments, unit scale), one pass of the shared static-graph edge-convolution backbone; exactly invariant to "
     "rotations, reflections, translation, scale and point order.",
     "apen": "APEN (Atzmon et al., ICLR 2024) on its simple partition: the cloud cut into the Voronoi cells of "

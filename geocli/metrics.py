@@ -9,7 +9,9 @@ import numpy as np
 
 def accuracy_report(labels: np.ndarray, predictions: np.ndarray, classes: list[str]) -> dict[str, Any]:
     """Overall accuracy, mean per-class accuracy and each class's accuracy."""
-    per_class = {name: float((predictions[labels == i] == i).mean()) for i, name in enumerate(classes) if (labels == i).any()}
+    per_class = {
+        name: float((predictions[labels == i] == i).mean()) for i, name in enumerate(classes) if (labels == i).any()
+    }
     return {
         "overall_accuracy": float((predictions == labels).mean()),
         "mean_class_accuracy": float(np.mean(list(per_class.values()))),
@@ -32,7 +34,10 @@ def shape_iou(labels: np.ndarray, predictions: np.ndarray, parts: np.ndarray) ->
 
 
 def segmentation_report(
-    labels: list[np.ndarray], predictions: list[np.ndarray], categories: list[str], category_of: np.ndarray,
+    labels: list[np.ndarray],
+    predictions: list[np.ndarray],
+    categories: list[str],
+    category_of: np.ndarray,
     predicted_categories: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Per-point accuracy, mean IoU per category, over categories and over shapes.
@@ -41,10 +46,12 @@ def segmentation_report(
     may differ in size); ``category_of`` maps a class to its category.
     """
     shape_category = np.array([category_of[label[0]] for label in labels])
-    ious = np.array([
-        shape_iou(label, guess, np.flatnonzero(category_of == category))
-        for label, guess, category in zip(labels, predictions, shape_category)
-    ])
+    ious = np.array(
+        [
+            shape_iou(label, guess, np.flatnonzero(category_of == category))
+            for label, guess, category in zip(labels, predictions, shape_category)
+        ]
+    )
     per_category = {categories[c]: float(ious[shape_category == c].mean()) for c in np.unique(shape_category)}
     correct = sum(int((label == guess).sum()) for label, guess in zip(labels, predictions))
     report: dict[str, Any] = {

@@ -51,7 +51,8 @@ def output_paths(inputs: list[str], out: Path, extension: str) -> dict[str, Path
     real_inputs = {os.path.realpath(path) for path in inputs}
     return {
         path: f"{path}: the output {target} would overwrite this input; choose another --out folder"
-        if os.path.realpath(target) in real_inputs else target
+        if os.path.realpath(target) in real_inputs
+        else target
         for path, target in targets.items()
     }
 

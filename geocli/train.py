@@ -88,7 +88,15 @@ class TrainConfig:
 # What differs from the defaults when a data set is named; the command line starts from these.
 RECIPES: dict[str, dict] = {
     "modelnet40": {},
-    "psb": {"points": 1024, "batch_size": 16, "epochs": 12, "resamples": 7, "label_smoothing": 0.1, "val_fraction": 0.2, "validate_after": 0.3},
+    "psb": {
+        "points": 1024,
+        "batch_size": 16,
+        "epochs": 12,
+        "resamples": 7,
+        "label_smoothing": 0.1,
+        "val_fraction": 0.2,
+        "validate_after": 0.3,
+    },
 }
 # What a family changes on top of its data set's recipe: "cpu" fits a two-core machine
 # in hours; "published" is the paper's own set-up, for a GPU.
@@ -100,19 +108,41 @@ FAMILY_RECIPES: dict[str, dict[str, dict]] = {
         # epoch, frames jittered as inference meets them. One cosine cycle per session of
         # 30 epochs; the next cycle continues from the shipped weights (--init).
         "wide": {
-            "hparams": WIDE_TRUNK, "points": 1024, "epochs": 30, "lr": 1e-3, "warmup_epochs": 2.0,
-            "validate_after": 0.0, "frame_jitter": 10.0, "tie_ratio": 0.85,
+            "hparams": WIDE_TRUNK,
+            "points": 1024,
+            "epochs": 30,
+            "lr": 1e-3,
+            "warmup_epochs": 2.0,
+            "validate_after": 0.0,
+            "frame_jitter": 10.0,
+            "tie_ratio": 0.85,
         },
     },
     "apen": {"cpu": {"hparams": {"parts": 16, **EDGE_TRUNK}}},
     "parot": {
         "cpu": {
-            "hparams": {"patches": 128, "patch_size": 32, "global_size": 32, "patch_neighbors": 16, "dim": 64, "embedding": 512},
-            "points": 1024, "lr": 1e-3, "weight_decay": 1e-6, "warmup_epochs": 0.5,
+            "hparams": {
+                "patches": 128,
+                "patch_size": 32,
+                "global_size": 32,
+                "patch_neighbors": 16,
+                "dim": 64,
+                "embedding": 512,
+            },
+            "points": 1024,
+            "lr": 1e-3,
+            "weight_decay": 1e-6,
+            "warmup_epochs": 0.5,
         },
         "published": {
-            "hparams": {}, "points": 1024, "epochs": 250, "batch_size": 32, "lr": 1e-3, "weight_decay": 1e-6,
-            "warmup_epochs": 0.0, "label_smoothing": 0.2,
+            "hparams": {},
+            "points": 1024,
+            "epochs": 250,
+            "batch_size": 32,
+            "lr": 1e-3,
+            "weight_decay": 1e-6,
+            "warmup_epochs": 0.0,
+            "label_smoothing": 0.2,
         },
     },
 }
@@ -148,8 +178,10 @@ def preprocess(model: Network, clouds: np.ndarray, points: int, chunk: int = 256
             raw = torch.from_numpy(clouds[start : start + chunk])
             index = farthest_point_sample(raw, points)  # every point, in order, when the cloud has no more
             sampled = torch.gather(raw, 1, index.unsqueeze(-1).expand(-1, -1, 3))
-            prepared = {key: value.float() if value.is_floating_point() else value.to(torch.int16)
-                        for key, value in model.prepare(sampled).items()}
+            prepared = {
+                key: value.float() if value.is_floating_point() else value.to(torch.int16)
+                for key, value in model.prepare(sampled).items()
+            }
             for key, value in {**prepared, "index": index.to(torch.int32)}.items():
                 out.setdefault(key, []).append(value)
     return {key: torch.cat(value) for key, value in out.items()}
@@ -188,7 +220,9 @@ def scanned(shapes: PointSet, views: int, points: int) -> PointSet:
     clouds, labels, names = [], [], []
     for view in range(views):
         seed = zlib.crc32(f"single-view#{view}".encode())
-        for scan, label, name in zip(single_views(shapes.points, seed, SCAN_DEPTH_NOISE, SCAN_LATERAL_NOISE), shapes.labels, shapes.names):
+        for scan, label, name in zip(
+            single_views(shapes.points, seed, SCAN_DEPTH_NOISE, SCAN_LATERAL_NOISE), shapes.labels, shapes.names
+        ):
             clouds.append(network_cloud(normalize_unit_sphere(scan)[0], None, points, seed))
             labels.append(label)
             names.append(name)
@@ -224,8 +258,7 @@ def record_ancestry(run: Path, init: str | None, log: Log) -> None:
     sha256 matches the weights; :func:`geocli.export.export_run` puts it on the new card.
     """
     target = run / "init.json"
-    card_path = Path(init).with_suffix(".json") if init else None
-    if target.exists() or card_path is None or not card_path.is_file():
+    if target.exists() or init is None or not (card_path := Path(init).with_suffix(".json")).is_file():
         return
     try:
         card = read_card(card_path)
@@ -237,9 +270,13 @@ def record_ancestry(run: Path, init: str | None, log: Log) -> None:
         return
     history = card.get("training", {})
     entry = {
-        "model": card["name"], "weights_sha256": card["weights"]["sha256"], "family": card["family"],
-        "started_from": history.get("started_from"), "epochs_trained": history.get("epochs_trained"),
-        "selected_epoch": history.get("selected_epoch"), "lr": history.get("recipe", {}).get("lr"),
+        "model": card["name"],
+        "weights_sha256": card["weights"]["sha256"],
+        "family": card["family"],
+        "started_from": history.get("started_from"),
+        "epochs_trained": history.get("epochs_trained"),
+        "selected_epoch": history.get("selected_epoch"),
+        "lr": history.get("recipe", {}).get("lr"),
     }
     with atomic_write(target, "w") as handle:
         json.dump({"ancestry": [*history.get("ancestry", []), entry]}, handle, indent=1)
@@ -252,7 +289,9 @@ def _safetensors_bytes(tensors: dict[str, Tensor]) -> bytes:
 TRAIN_ROTATIONS = {"so3": random_so3, "z": random_z}
 
 
-def augment(model: Network, batch: dict[str, Tensor], config: TrainConfig, generator: torch.Generator) -> dict[str, Tensor]:
+def augment(
+    model: Network, batch: dict[str, Tensor], config: TrainConfig, generator: torch.Generator
+) -> dict[str, Tensor]:
     """Random per-axis scaling, clipped jitter and rotation, applied by the model to what it prepared.
 
     The draws are shared; what a model does with them is its own business: exactly
@@ -288,20 +327,26 @@ def predict_cached(model: Network, cached: dict[str, Tensor], device: str, batch
     """Evaluation-mode outputs for cached preparations, gathered on the CPU."""
     model.eval()
     total = len(cached["index"])
-    return torch.cat([
-        model.forward_prepared(batch_of(cached, slice(i, i + batch_size), device)).float().cpu()
-        for i in range(0, total, batch_size)
-    ])
+    return torch.cat(
+        [
+            model.forward_prepared(batch_of(cached, slice(i, i + batch_size), device)).float().cpu()
+            for i in range(0, total, batch_size)
+        ]
+    )
 
 
-def validation_score(model: Network, cached: dict[str, Tensor], labels: Tensor, classes: list[str], device: str, batch_size: int) -> float:
+def validation_score(
+    model: Network, cached: dict[str, Tensor], labels: Tensor, classes: list[str], device: str, batch_size: int
+) -> float:
     """What selects the model: accuracy for classifiers, mean IoU over categories for segmenters."""
     outputs = predict_cached(model, cached, device, batch_size)
     if labels.ndim == 1:
         return float((outputs.argmax(1) == labels).float().mean())
     categories, category_of = part_categories(classes)
     decoded = decode(outputs, category_of)
-    return segmentation_report(list(labels.numpy()), list(decoded.labels.numpy()), categories, category_of.numpy())["category_miou"]
+    return segmentation_report(list(labels.numpy()), list(decoded.labels.numpy()), categories, category_of.numpy())[
+        "category_miou"
+    ]
 
 
 def save_state(run: Path, model: nn.Module, optimizer: torch.optim.Optimizer, meta: dict) -> None:
@@ -356,7 +401,14 @@ def train(config: TrainConfig, run: Path, data_root: Path | None = None, device:
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    meta = {"config": config.to_json(), "classes": classes, "epoch": 0, "best_val": -1.0, "best_epoch": 0, "history": []}
+    meta = {
+        "config": config.to_json(),
+        "classes": classes,
+        "epoch": 0,
+        "best_val": -1.0,
+        "best_epoch": 0,
+        "history": [],
+    }
     if (run / "state.json").is_file():
         saved = load_state(run, model, optimizer)
         # the epoch budget may change between sessions (the cosine schedule follows it); nothing else may.
@@ -365,7 +417,10 @@ def train(config: TrainConfig, run: Path, data_root: Path | None = None, device:
         if {**defaults, **saved["config"], **{k: meta["config"][k] for k in RESUMABLE_CHANGES}} != meta["config"]:
             raise ValueError(f"{run}: existing run has a different configuration; use a new --out folder")
         meta = {**saved, "config": meta["config"]}
-        log(f"resuming {run} after epoch {meta['epoch']} (best val {meta['best_val']:.4f} at epoch {meta['best_epoch']})")
+        log(
+            f"resuming {run} after epoch {meta['epoch']} "
+            f"(best val {meta['best_val']:.4f} at epoch {meta['best_epoch']})"
+        )
     (run / "config.json").write_text(json.dumps(config.to_json(), indent=1))
 
     steps_per_epoch = math.ceil(len(train_y) / config.batch_size)
@@ -387,7 +442,10 @@ def train(config: TrainConfig, run: Path, data_root: Path | None = None, device:
             with autocast(device):
                 logits = model.forward_prepared({key: value.to(device) for key, value in inputs.items()}).float()
             target = train_y[batch]
-            loss = criterion(logits.reshape(-1, logits.shape[-1]), target.reshape(-1).to(device)) + model.auxiliary_loss().float()
+            loss = (
+                criterion(logits.reshape(-1, logits.shape[-1]), target.reshape(-1).to(device))
+                + model.auxiliary_loss().float()
+            )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -395,13 +453,20 @@ def train(config: TrainConfig, run: Path, data_root: Path | None = None, device:
             correct += int((logits.argmax(-1).cpu() == target).sum())
             seen += target.numel()
             if step % 50 == 0:
-                log(f"epoch {epoch + 1} step {step}/{steps_per_epoch} loss {loss.item():.4f} {time.perf_counter() - started:.0f}s")
+                log(
+                    f"epoch {epoch + 1} step {step}/{steps_per_epoch} loss {loss.item():.4f} "
+                    f"{time.perf_counter() - started:.0f}s"
+                )
         val_acc = None
         if epoch + 1 > config.validate_after * config.epochs or epoch + 1 == config.epochs:
             val_acc = validation_score(model, val_cache, val_y, classes, device, config.batch_size)
         record = {
-            "epoch": epoch + 1, "loss": total_loss / len(train_y), "train_acc": correct / max(seen, 1),
-            "val_acc": val_acc, "seconds": time.perf_counter() - started, "precision": precision,
+            "epoch": epoch + 1,
+            "loss": total_loss / len(train_y),
+            "train_acc": correct / max(seen, 1),
+            "val_acc": val_acc,
+            "seconds": time.perf_counter() - started,
+            "precision": precision,
         }
         meta["history"].append(record)
         meta["epoch"] = epoch + 1

@@ -130,7 +130,9 @@ def load_model(name_or_path: str | os.PathLike = DEFAULT_CLASSIFIER, device: str
     _check_safetensors(weights_path, data)
     actual = hashlib.sha256(data).hexdigest()
     if actual != card["weights"].get("sha256"):
-        raise ModelError(f"{weights_path}: sha256 {actual[:12]}… differs from its card ({str(card['weights'].get('sha256'))[:12]}…)")
+        raise ModelError(
+            f"{weights_path}: sha256 {actual[:12]}… differs from its card ({str(card['weights'].get('sha256'))[:12]}…)"
+        )
     try:
         tensors = load_safetensors_bytes(data)
     except Exception as error:  # safetensors raises its own error types
@@ -148,10 +150,21 @@ def load_model(name_or_path: str | os.PathLike = DEFAULT_CLASSIFIER, device: str
 
 def save_model(net: Network, card: dict[str, Any], folder: Path, half: bool = True) -> Path:
     """Write ``<name>.safetensors`` (float16 by default) and its card with the weights' sha256."""
-    state = {k: (v.half() if half and v.is_floating_point() else v).contiguous().cpu() for k, v in net.state_dict().items()}
+    state = {
+        k: (v.half() if half and v.is_floating_point() else v).contiguous().cpu() for k, v in net.state_dict().items()
+    }
     data = save_safetensors_bytes(state)
     weights = folder / f"{card['name']}.safetensors"
-    card = {**card, "card_version": CARD_VERSION, "weights": {"file": weights.name, "dtype": "float16" if half else "float32", "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}}
+    card = {
+        **card,
+        "card_version": CARD_VERSION,
+        "weights": {
+            "file": weights.name,
+            "dtype": "float16" if half else "float32",
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "bytes": len(data),
+        },
+    }
     with atomic_write(weights) as handle:
         handle.write(data)
     write_card(folder / f"{card['name']}.json", card)

@@ -56,10 +56,15 @@ def part_labelled_mesh(shape: str) -> None:
     """A Labeled PSB test mesh with its human part labels (global ids) per face and per vertex."""
     with np.load(PSB / "meshes" / f"{shape}.npz", allow_pickle=False) as mesh:
         vertices, faces = mesh["vertices"], mesh["faces"]
-        face_labels = mesh["face_labels"].astype(np.int64) + category_offsets(class_names(PSB.parent / "psb"))[shape.split("/")[0]]
+        face_labels = (
+            mesh["face_labels"].astype(np.int64)
+            + category_offsets(class_names(PSB.parent / "psb"))[shape.split("/")[0]]
+        )
     vertex_labels = np.zeros(len(vertices), dtype=np.int64)
     vertex_labels[faces.reshape(-1)] = np.repeat(face_labels, 3)  # a vertex takes one of its faces' labels
-    write_labeled(OUT / f"{shape.replace('/', '_').lower()}.ply", vertices, vertex_labels, faces=faces, face_labels=face_labels)
+    write_labeled(
+        OUT / f"{shape.replace('/', '_').lower()}.ply", vertices, vertex_labels, faces=faces, face_labels=face_labels
+    )
 
 
 if __name__ == "__main__":

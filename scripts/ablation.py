@@ -36,8 +36,16 @@ def main() -> None:
     family, name, overrides = VARIANTS[args.variant]
     config = recipe("modelnet40", family, name, **{"epochs": args.epochs, "validate_after": 0.0, **overrides})
     meta = train(config, args.out, log=lambda message: print(message, flush=True))
-    print(json.dumps({"variant": args.variant, "best_val": meta["best_val"], "best_epoch": meta["best_epoch"],
-                      "val_acc": [record["val_acc"] for record in meta["history"]]}))
+    print(
+        json.dumps(
+            {
+                "variant": args.variant,
+                "best_val": meta["best_val"],
+                "best_epoch": meta["best_epoch"],
+                "val_acc": [record["val_acc"] for record in meta["history"]],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -42,7 +42,11 @@ def main() -> None:
     curves: dict[str, tuple[str, dict]] = {}
     for card in list_models():
         curves[card["name"]] = (card["task"], curve(card.get("training", {}).get("history", [])))
-        report = {"model": card["name"], "selected_on": card.get("training", {}).get("selected_on"), **curves[card["name"]][1]}
+        report = {
+            "model": card["name"],
+            "selected_on": card.get("training", {}).get("selected_on"),
+            **curves[card["name"]][1],
+        }
         (REPO / "reports" / f"{card['name']}-curve.json").write_text(json.dumps(report, indent=1) + "\n")
     for spec in args.run:
         name, folder = spec.split("=", 1)
@@ -53,8 +57,11 @@ def main() -> None:
         for name, (kind, points) in sorted(curves.items()):
             if kind == task and points["epoch"]:
                 axis.plot(points["epoch"], points["validation"], marker="o", markersize=3, label=name)
-        axis.set(title=f"{'Classifiers (ModelNet40)' if task == 'classify' else 'Segmenters (Labeled PSB)'}",
-                 xlabel="epoch of the last run", ylabel=label)
+        axis.set(
+            title=f"{'Classifiers (ModelNet40)' if task == 'classify' else 'Segmenters (Labeled PSB)'}",
+            xlabel="epoch of the last run",
+            ylabel=label,
+        )
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
     figure.tight_layout()

@@ -1,6 +1,7 @@
 """Render the README's segmentation picture: the sample mesh's human labels beside geocli's.
 
-Usage: python scripts/render_segmentation.py [--model NAME (default: the default segmenter)] [--out docs/segment_human.png]
+Usage: python scripts/render_segmentation.py [--out docs/segment_human.png]
+       [--model NAME (default: the default segmenter)]
 Needs matplotlib (``pip install -e .[docs]``). The scan is given to `geocli segment` in a
 random orientation (seed 0) and drawn back in the original pose, so the picture also shows
 that the labels do not depend on the pose.
@@ -46,15 +47,22 @@ def main() -> None:
     rotation = random_rotations(1, "so3", seed=0)[0].numpy()
     with tempfile.TemporaryDirectory() as tmp:
         rotated = Path(tmp) / "human_rotated.ply"
-        write_labeled(rotated, truth.points @ rotation.T, np.zeros(len(truth.points), dtype=np.int64), faces=truth.faces)
-        done = subprocess.run([sys.executable, "-m", "geocli.cli", "segment", str(rotated), "--out", str(Path(tmp) / "out"),
-                               "-m", args.model, "--device", "cpu"], capture_output=True, text=True, check=True)
+        write_labeled(
+            rotated, truth.points @ rotation.T, np.zeros(len(truth.points), dtype=np.int64), faces=truth.faces
+        )
+        segment = [sys.executable, "-m", "geocli.cli", "segment", str(rotated), "--out", str(Path(tmp) / "out")]
+        segment += ["-m", args.model, "--device", "cpu"]
+        done = subprocess.run(segment, capture_output=True, text=True, check=True)
         record = json.loads(done.stdout)
         labelled = read_geometry(record["output"])
     figure = plt.figure(figsize=(6, 4.5), dpi=100)
     panel(figure.add_subplot(1, 2, 1, projection="3d"), truth.points, truth.colors, "human labels (Labeled PSB)")
-    panel(figure.add_subplot(1, 2, 2, projection="3d"), labelled.points @ rotation, labelled.colors,
-          f"geocli segment, input rotated\n{args.model}: {record['category']}")
+    panel(
+        figure.add_subplot(1, 2, 2, projection="3d"),
+        labelled.points @ rotation,
+        labelled.colors,
+        f"geocli segment, input rotated\n{args.model}: {record['category']}",
+    )
     figure.subplots_adjust(left=0, right=1, bottom=0, top=0.9, wspace=0)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(args.out)

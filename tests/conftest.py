@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from click.testing import Result
+from typer.testing import CliRunner
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 MODELNET40 = SHARED / "data" / "modelnet40"
 PSB = SHARED / "data" / "psb"
-TINY_SEGMENTER = '{"group": "O3", "k": 4, "widths": [8, 8], "embedding": 16}'
+# A Frame Averaging network small enough to train in seconds (classifier or segmenter).
+TINY_EDGE = '{"group": "O3", "k": 4, "widths": [8, 8], "embedding": 16}'
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +31,12 @@ def _seed_torch() -> None:
     torch.manual_seed(0)
 
 
-def make_tiny_psb(root: Path, categories: tuple[str, ...] = ("Cup", "Glasses", "Plier", "Table"), per_split: int = 3, points: int = 256) -> Path:
+def make_tiny_psb(
+    root: Path,
+    categories: tuple[str, ...] = ("Cup", "Glasses", "Plier", "Table"),
+    per_split: int = 3,
+    points: int = 256,
+) -> Path:
     """A few real PSB shapes (all 94 part names kept, so label ids stay the real ones), meshes included."""
     import shutil
 
@@ -34,13 +44,19 @@ def make_tiny_psb(root: Path, categories: tuple[str, ...] = ("Cup", "Glasses", "
     with np.load(PSB / "points_2048.npz", allow_pickle=False) as data:
         arrays = {key: data[key] for key in data.files}
     category = arrays["category_names"][arrays["category"]].astype(str)
-    keep = np.concatenate([
-        np.flatnonzero((category == name) & (arrays["split"].astype(str) == split))[:per_split]
-        for name in categories for split in ("train", "test")
-    ])
+    keep = np.concatenate(
+        [
+            np.flatnonzero((category == name) & (arrays["split"].astype(str) == split))[:per_split]
+            for name in categories
+            for split in ("train", "test")
+        ]
+    )
     per_shape = {key: value[keep] for key, value in arrays.items() if len(value) == len(category)}
     per_shape["points"], per_shape["labels"], per_shape["global_labels"] = (
-        per_shape["points"][:, :points], per_shape["labels"][:, :points], per_shape["global_labels"][:, :points])
+        per_shape["points"][:, :points],
+        per_shape["labels"][:, :points],
+        per_shape["global_labels"][:, :points],
+    )
     np.savez(root / "points_2048.npz", **{**arrays, **per_shape})
     for name in per_shape["shape_names"].astype(str):
         (root / "meshes" / name).parent.mkdir(parents=True, exist_ok=True)
@@ -48,21 +64,45 @@ def make_tiny_psb(root: Path, categories: tuple[str, ...] = ("Cup", "Glasses", "
     return root
 
 
+def cli_train(data: Path, run: Path, *options: str, epochs: int = 1, hparams: str = TINY_EDGE) -> Result:
+    """``geocli train`` on tiny data, in-process: 64 points a shape, batches of 16, on the CPU.
+
+    ``options`` come last, so they add to these (``--family``) or replace them (``--batch-size 8``):
+    every training test runs the same command, and says only how its run differs.
+    """
+    from geocli.cli import app
+
+    fixed = ["train", "--out", str(run), "--data", str(data), "--epochs", str(epochs), "--hparams", hparams]
+    return CliRunner().invoke(app, [*fixed, *"--points 64 --batch-size 16 --device cpu".split(), *options])
+
+
+def cli_export_eval(run: Path, data: Path, name: str, *eval_options: str) -> tuple[Path, dict[str, Any]]:
+    """``geocli export`` of ``run`` as ``name`` into ``models/`` beside it, then ``geocli eval`` of that card on
+    ``data`` (on the CPU): (card path, report). Both must succeed."""
+    from geocli.cli import app
+
+    runner, models, report = CliRunner(), run.parent / "models", run.parent / f"{name}-eval.json"
+    exported = runner.invoke(app, ["export", str(run), "--name", name, "--out", str(models)])
+    assert exported.exit_code == 0, exported.output
+    card = models / f"{name}.json"
+    evaluate = ["eval", str(card), "--data", str(data), "--out", str(report), "--device", "cpu"]
+    evaluated = runner.invoke(app, [*evaluate, *eval_options])
+    assert evaluated.exit_code == 0, evaluated.output
+    return card, json.loads(report.read_text())
+
+
 @pytest.fixture(scope="session")
 def tiny_segmenter(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A segmenter trained for two epochs on twelve real PSB meshes: (card path, data root)."""
-    from typer.testing import CliRunner
-
     from geocli.cli import app
 
-    runner = CliRunner()
     base = tmp_path_factory.mktemp("psb")
     root = make_tiny_psb(base / "psb")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GEOCLI_CACHE", str(base / "cache"))
-        trained = runner.invoke(app, ["train", "--dataset", "psb", "--out", str(base / "run"), "--data", str(root), "--epochs", "2",
-                                      "--points", "64", "--batch-size", "8", "--hparams", TINY_SEGMENTER, "--device", "cpu"])
+        trained = cli_train(root, base / "run", "--dataset", "psb", "--batch-size", "8", epochs=2)
         assert trained.exit_code == 0, trained.output
-    exported = runner.invoke(app, ["export", str(base / "run"), "--name", "tiny-seg", "--out", str(base / "models")])
+    export = ["export", str(base / "run"), "--name", "tiny-seg", "--out", str(base / "models")]
+    exported = CliRunner().invoke(app, export)
     assert exported.exit_code == 0, exported.output
     return base / "models" / "tiny-seg.json", root

@@ -34,14 +34,21 @@ def outputs(result) -> dict[str, dict]:
     return {Path(r["input"]).name: r for r in map(json.loads, result.stdout.splitlines())}
 
 
-@pytest.mark.parametrize("name", ["chair_0001.pcd", "cow_2048.ply", "human_1.ply"])  # a cloud, one with normals, a coloured mesh
+@pytest.mark.parametrize(
+    "name", ["chair_0001.pcd", "cow_2048.ply", "human_1.ply"]
+)  # a cloud, one with normals, a coloured mesh
 def test_any_pose_aligns_to_the_same_output(name: str, tmp_path: Path) -> None:
     source = read_geometry(SAMPLES / name)
     rotation = random_rotations(1, "so3", seed=7)[0].numpy()
     shift = np.array([40.0, -25.0, 70.0])
     posed = tmp_path / f"posed_{Path(name).stem}.ply"
-    write_ply(posed, source.points @ rotation.T + shift, faces=source.faces,
-              normals=None if source.normals is None else source.normals @ rotation.T, colors=source.colors)
+    write_ply(
+        posed,
+        source.points @ rotation.T + shift,
+        faces=source.faces,
+        normals=None if source.normals is None else source.normals @ rotation.T,
+        colors=source.colors,
+    )
     result = align(str(SAMPLES / name), str(posed), "--out", str(tmp_path / "out"))
     assert result.exit_code == 0, result.stderr
     first, second = (read_geometry(json.loads(line)["output"]) for line in result.stdout.splitlines())
@@ -83,7 +90,9 @@ def test_the_pose_is_the_networks_canonical_view_in_input_units() -> None:
         normalised, centre, scale = normalize_unit_sphere(geometry.points)
         cloud = network_points(normalised, None, model.input_points, 0) * scale + centre
         pose = canonical_pose(cloud)
-        view = TinvNN().canonical(torch.from_numpy(model_input(geometry, model.input_points, 0))[None])[0].double().numpy()
+        view = (
+            TinvNN().canonical(torch.from_numpy(model_input(geometry, model.input_points, 0))[None])[0].double().numpy()
+        )
         assert np.abs(pose.apply(cloud) * pose.view_signs / pose.radius - view).max() < 1e-5
 
 

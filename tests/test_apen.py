@@ -11,15 +11,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_tiny_psb
-from test_invariance import TOLERANCE, random_network
-from test_train_eval import runner, tiny_modelnet  # noqa: F401  (fixture)
 
-from geocli.cli import app
+from conftest import cli_export_eval, cli_train, make_tiny_psb
 from geocli.geometry.frames import centre_and_scale
 from geocli.geometry.rotations import random_rotations
 from geocli.nets.apen import APEN, PART_GEOMETRY, partition
 from geocli.nets.registry import TASKS
+from test_invariance import TOLERANCE, random_network
+from test_train_eval import runner, tiny_modelnet  # noqa: F401  (fixture)
 
 TINY = {"parts": 4, "k": 4, "widths": [8, 8], "embedding": 16, "token_neighbors": 2, "token_width": 16}
 
@@ -37,7 +36,9 @@ def test_parts_frames_and_graphs(modelnet_test) -> None:
     assert part.shape == (2, 512) and all(set(row.tolist()) == set(range(parts)) for row in part)
     neighbors = batch["neighbors"]
     assert neighbors.shape == (2, 512, net.config.k)
-    assert bool((torch.gather(part, 1, neighbors.flatten(1)).view_as(neighbors) == part.unsqueeze(-1)).all()), "graph crosses parts"
+    assert bool((torch.gather(part, 1, neighbors.flatten(1)).view_as(neighbors) == part.unsqueeze(-1)).all()), (
+        "graph crosses parts"
+    )
     assert batch["tokens"].shape == (2, parts, 3) and batch["geometry"].shape == (2, parts, PART_GEOMETRY)
     assert batch["token_neighbors"].shape == (2, parts, net.config.token_neighbors)
     x = centre_and_scale(points)
@@ -70,31 +71,25 @@ def test_parts_moved_independently_keep_their_features(task: str, modelnet_test)
     assert float((logits_before - logits_after).abs().max()) > 10 * TOLERANCE  # the parts' arrangement still counts
 
 
+@pytest.mark.slow
 def test_train_export_eval(tiny_modelnet: Path, tmp_path: Path) -> None:  # noqa: F811
     """The same commands as every family; exact invariance means the three protocols agree."""
-    run, models = tmp_path / "run", tmp_path / "models"
-    trained = runner.invoke(app, ["train", "--family", "apen", "--out", str(run), "--data", str(tiny_modelnet), "--epochs", "1",
-                                  "--points", "64", "--batch-size", "16", "--hparams", json.dumps(TINY), "--device", "cpu"])
+    run = tmp_path / "run"
+    trained = cli_train(tiny_modelnet, run, "--family", "apen", "--hparams", json.dumps(TINY))
     assert trained.exit_code == 0, trained.output
-    assert runner.invoke(app, ["export", str(run), "--name", "tiny-apen", "--out", str(models)]).exit_code == 0
-    evaluated = runner.invoke(app, ["eval", str(models / "tiny-apen.json"), "--data", str(tiny_modelnet), "--out",
-                                    str(tmp_path / "r.json"), "--update-card", "--device", "cpu"])
-    assert evaluated.exit_code == 0, evaluated.output
-    report = json.loads((tmp_path / "r.json").read_text())
+    card, report = cli_export_eval(run, tiny_modelnet, "tiny-apen", "--update-card")
     accuracies = {p["overall_accuracy"] for p in report["protocols"].values()}
     assert set(report["protocols"]) == {"z/z", "z/SO3", "SO3/SO3", "single-view/SO3"} and len(accuracies) == 1
-    assert json.loads((models / "tiny-apen.json").read_text())["invariance"] == "exact"
+    assert json.loads(card.read_text())["invariance"] == "exact"
 
 
+@pytest.mark.slow
 def test_segmenter_trains_and_labels_alike_in_any_pose(tmp_path: Path, monkeypatch) -> None:
     """A part segmenter through the same commands; exactly invariant, so a rotation changes (almost) no label."""
     monkeypatch.setenv("GEOCLI_CACHE", str(tmp_path / "cache"))
-    root, run, models = make_tiny_psb(tmp_path / "psb"), tmp_path / "run", tmp_path / "models"
-    trained = runner.invoke(app, ["train", "--dataset", "psb", "--family", "apen", "--out", str(run), "--data", str(root),
-                                  "--epochs", "1", "--points", "64", "--batch-size", "8", "--hparams", json.dumps(TINY), "--device", "cpu"])
+    root, run = make_tiny_psb(tmp_path / "psb"), tmp_path / "run"
+    options = ["--dataset", "psb", "--family", "apen", "--batch-size", "8", "--hparams", json.dumps(TINY)]
+    trained = cli_train(root, run, *options)
     assert trained.exit_code == 0, trained.output
-    assert runner.invoke(app, ["export", str(run), "--name", "tiny-apen-seg", "--out", str(models)]).exit_code == 0
-    evaluated = runner.invoke(app, ["eval", str(models / "tiny-apen-seg.json"), "--data", str(root), "--out", str(tmp_path / "r.json"),
-                                    "--device", "cpu"])
-    assert evaluated.exit_code == 0, evaluated.output
-    assert json.loads((tmp_path / "r.json").read_text())["rotation_agreement"]["agreement"] > 0.99
+    _, report = cli_export_eval(run, root, "tiny-apen-seg")
+    assert report["rotation_agreement"]["agreement"] > 0.99

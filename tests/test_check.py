@@ -26,12 +26,19 @@ def check(*args: str):
     return runner.invoke(app, ["check", *args])
 
 
+@pytest.mark.slow
 def test_default_classifier_agrees_fully_on_every_sample_file() -> None:
     """TinvNN is invariant by construction: every pose of every sample, cloud or mesh, gets the same class."""
     result = check(str(SAMPLES), "-n", "4", "-f", "json")
     assert result.exit_code == 0, result.stderr
     records = json.loads(result.stdout)
-    assert {Path(r["path"]).name for r in records} >= {"chair_0001.pcd", "cow.obj", "human_1.ply", "bunny_4k.stl", "teapot.off"}
+    assert {Path(r["path"]).name for r in records} >= {
+        "chair_0001.pcd",
+        "cow.obj",
+        "human_1.ply",
+        "bunny_4k.stl",
+        "teapot.off",
+    }
     for record in records:
         assert record["agreement"] == 1.0, record
         assert record["max_score_change"] < FLOAT_NOISE, record
@@ -57,9 +64,14 @@ def test_learned_invariance_is_measured_not_assumed() -> None:
 
 def test_a_pose_dependent_network_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     """Guard against a vacuous check: with frames that do not turn with the cloud, the scores move."""
-    monkeypatch.setattr(frames, "principal_axes",
-                        lambda points, *a, **k: (torch.eye(3, dtype=points.dtype).expand(len(points), 3, 3),
-                                                 torch.ones(len(points), 3, dtype=points.dtype)))
+    monkeypatch.setattr(
+        frames,
+        "principal_axes",
+        lambda points, *a, **k: (
+            torch.eye(3, dtype=points.dtype).expand(len(points), 3, 3),
+            torch.ones(len(points), 3, dtype=points.dtype),
+        ),
+    )
     result = check(CHAIR, "-n", "4", "-f", "jsonl")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["max_score_change"] > 100 * FLOAT_NOISE

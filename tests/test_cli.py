@@ -35,7 +35,14 @@ def test_classify_folder_of_samples_in_raw_units() -> None:
     assert records["chair_0001.pcd"]["label"] == "chair"
     assert records["toilet_0001.pcd"]["label"] == "toilet"
     assert records["monitor_0001.pcd"]["label"] == "monitor"
-    assert {"teapot.obj", "cow.obj", "bunny_4k.stl", "cow_2048.ply", "igea_2048.xyz", "bunny_1024.npy"} <= records.keys()
+    assert {
+        "teapot.obj",
+        "cow.obj",
+        "bunny_4k.stl",
+        "cow_2048.ply",
+        "igea_2048.xyz",
+        "bunny_1024.npy",
+    } <= records.keys()
     for record in records.values():
         assert len(record["top_k"]) == 5 and 0 < record["score"] <= 1
         assert record["top_k"][0]["label"] == record["label"]
@@ -125,6 +132,13 @@ def test_usage_errors_exit_2() -> None:
         assert result.exit_code == 2 and "CUDA" in result.stderr
 
 
+def test_version_is_the_packages() -> None:
+    import geocli
+
+    result = run("--version")
+    assert result.exit_code == 0 and result.stdout == f"geocli {geocli.__version__}\n"
+
+
 def _cuda() -> bool:
     import torch
 
@@ -154,12 +168,15 @@ def test_info_reports_geometry(tmp_path: Path) -> None:
     assert bad.exit_code == 1 and "nothing.ply" in bad.stderr
 
 
+@pytest.mark.slow
 def test_console_script_pipeline() -> None:
     """The installed entry point in a real pipeline: paths on stdin, JSON lines out."""
     exe = Path(sys.executable).with_name("geocli")
     if not exe.exists():
         pytest.fail(f"console script {exe} missing: install the package (make test does)")
     listing = f"{SAMPLES / 'toilet_0001.pcd'}\n"
-    done = subprocess.run([str(exe), "classify", "-", "-f", "jsonl"], input=listing, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [str(exe), "classify", "-", "-f", "jsonl"], input=listing, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["label"] == "toilet"

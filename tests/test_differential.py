@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from corpus.hostile import obj_bytes, off_bytes, ply_bytes
 
+from corpus.hostile import obj_bytes, off_bytes, ply_bytes
 from geocli.io import Geometry, read_geometry
 
 Reference = Callable[[Path], "Shape"]

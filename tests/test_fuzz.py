@@ -16,14 +16,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from corpus.mutate import KINDS, SAMPLE_DATA, SOURCES, Mutation, mutations
 
+from corpus.mutate import KINDS, SAMPLE_DATA, SOURCES, Mutation, mutations
 from geocli.io import GeometryError, read_geometry
 
 SEED = 0
 COUNT = 240  # 24 per sample file
 CLASSIFIED = 8  # valid mutated files that also go through the network
 GEOCLI = Path(sys.executable).with_name("geocli")
+
+pytestmark = pytest.mark.slow  # fuzzing: every mutated sample through the readers and the console script
 
 
 @pytest.fixture(scope="module")
@@ -112,5 +114,7 @@ def test_console_script_on_mutated_files(cases: list[tuple[Mutation, Path]]) -> 
         lines = done.stderr.splitlines()
         assert [line.split(": ")[2] for line in lines] == [str(p) for p in refused[:5]]  # "geocli: error: <path>: ..."
         assert all(line.startswith("geocli: error: ") for line in lines)
-        records = [json.loads(line) for line in done.stdout.splitlines()]  # classify's include the refused, with "error"
+        records = [
+            json.loads(line) for line in done.stdout.splitlines()
+        ]  # classify's include the refused, with "error"
         assert [r["path"] for r in records if not r.get("error")] == [str(p) for p in chosen[5:]]

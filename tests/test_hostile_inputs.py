@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from corpus import deadline, succeeded
 from corpus.hostile import Case, build, gltf_document
-
 from geocli.io import GeometryError, read_geometry
 from geocli.io.gltf import MAX_BUFFER_BYTES_PER_POINT
 
@@ -67,6 +67,7 @@ def _assert_same_geometry(case: Case, points: np.ndarray, faces: np.ndarray | No
         np.testing.assert_array_equal(points[faces], case.triangles, err_msg=case.name)
 
 
+@pytest.mark.slow
 def test_console_script_keeps_the_good_files_of_a_hostile_batch(tmp_path: Path) -> None:
     """`info` and `classify` on good files amid every generated case: the batch survives whole."""
     cases = build(tmp_path, seed=3)

@@ -11,6 +11,8 @@ import pytest
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_data"
 
+pytestmark = pytest.mark.slow  # signal trials: console scripts stopped and resumed
+
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_signal_mid_batch(tmp_path: Path, signum: int) -> None:
@@ -19,7 +21,9 @@ def test_signal_mid_batch(tmp_path: Path, signum: int) -> None:
         (tmp_path / f"chair{i:03d}.pcd").write_bytes(chair)
     proc = subprocess.Popen(
         [sys.executable, "-m", "geocli.cli", "classify", str(tmp_path), "-f", "jsonl", "--batch-size", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     first = proc.stdout.readline()  # wait until results are flowing
     assert '"label"' in first

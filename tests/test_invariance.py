@@ -19,7 +19,9 @@ from geocli.nets.registry import TASKS, create_model, list_families
 TOLERANCE = 1e-4
 
 
-def transformed_copies(points: torch.Tensor, count: int, seed: int, pose: bool = True) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def transformed_copies(
+    points: torch.Tensor, count: int, seed: int, pose: bool = True
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Random rotations, a reflection every other time, uniform scaling, a translation and a point permutation.
 
     Each copy comes with its permutation, so per-point outputs can be compared point by point.
@@ -45,10 +47,14 @@ def output_change(output: torch.Tensor, reference: torch.Tensor, order: torch.Te
     return float((output - expected).abs().max())
 
 
-def max_logit_change(net: torch.nn.Module, points: torch.Tensor, count: int = 20, seed: int = 0, pose: bool = True) -> float:
+def max_logit_change(
+    net: torch.nn.Module, points: torch.Tensor, count: int = 20, seed: int = 0, pose: bool = True
+) -> float:
     with torch.no_grad():
         reference = net(points)
-        return max(output_change(net(copy), reference, order) for copy, order in transformed_copies(points, count, seed, pose))
+        return max(
+            output_change(net(copy), reference, order) for copy, order in transformed_copies(points, count, seed, pose)
+        )
 
 
 def random_network(family: str, task: str = "classify") -> torch.nn.Module:
@@ -68,7 +74,9 @@ def test_random_network_is_invariant(family: str, task: str, modelnet_test) -> N
     assert max_logit_change(random_network(family, task), points) < TOLERANCE
 
 
-def fixed_axes(points: torch.Tensor, tie_tolerance: float = 0.0, weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def fixed_axes(
+    points: torch.Tensor, tie_tolerance: float = 0.0, weights: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Stand-in for :func:`principal_axes` whose frame does not move with the cloud."""
     return torch.eye(3, dtype=points.dtype).expand(len(points), 3, 3), torch.ones(len(points), 3, dtype=points.dtype)
 
@@ -76,7 +84,8 @@ def fixed_axes(points: torch.Tensor, tie_tolerance: float = 0.0, weights: torch.
 @pytest.mark.parametrize("task", TASKS)
 @pytest.mark.parametrize("family", list_families("exact"))
 def test_invariance_check_detects_a_pose_dependent_network(family: str, task: str, modelnet_test, monkeypatch) -> None:
-    """Guard against a vacuous test: with frames that do not rotate with the cloud, the same network is not invariant."""
+    """Guard against a vacuous test: with frames that do not rotate with the cloud,
+    the same network is not invariant."""
     for module in (frames, apen):
         monkeypatch.setattr(module, "principal_axes", fixed_axes)
     points = torch.from_numpy(modelnet_test["points"][:2, :512])

@@ -61,9 +61,9 @@ def _raise_message(path: Path, **kwargs: int) -> str:
 
 def test_obj_keeps_every_vertex_and_face_of_the_file(teapot: Geometry) -> None:
     lines = (SAMPLE_DATA / "teapot.obj").read_text().splitlines()
-    assert teapot.points.shape == (sum(l.startswith("v ") for l in lines), 3)
-    assert teapot.faces.shape == (sum(l.startswith("f ") for l in lines), 3)
-    first = next(l for l in lines if l.startswith("v ")).split()[1:]
+    assert teapot.points.shape == (sum(line.startswith("v ") for line in lines), 3)
+    assert teapot.faces.shape == (sum(line.startswith("f ") for line in lines), 3)
+    first = next(line for line in lines if line.startswith("v ")).split()[1:]
     np.testing.assert_allclose(teapot.points[0], [float(v) for v in first])
     assert teapot.is_mesh and teapot.points.dtype == np.float64 and teapot.faces.dtype == np.int64
 
@@ -201,7 +201,9 @@ def test_importing_the_package_does_not_load_backends() -> None:
 @pytest.mark.parametrize("path", sorted(p for p in SAMPLE_DATA.iterdir() if p.suffix in SUPPORTED_EXTENSIONS))
 def test_every_sample_file_reads(path: Path) -> None:
     geometry = read_geometry(path)
-    assert geometry.is_mesh == (path.suffix in {".obj", ".stl", ".off"} or path.name == "human_1.ply")  # a part-labelled PLY mesh
+    assert geometry.is_mesh == (
+        path.suffix in {".obj", ".stl", ".off"} or path.name == "human_1.ply"
+    )  # a part-labelled PLY mesh
     info = json.loads(json.dumps(geometry.info()))
     assert info["points"] == len(geometry.points) and info["format"] == path.suffix[1:]
     assert info["bounds"]["min"] == geometry.points.min(axis=0).tolist()

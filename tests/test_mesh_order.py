@@ -44,7 +44,9 @@ def renumbered(vertices: np.ndarray, faces: np.ndarray, seed: int) -> tuple[np.n
 
 def write_obj(path: Path, vertices: np.ndarray, faces: np.ndarray) -> str:
     """An OBJ whose coordinates read back bit for bit (17 significant digits)."""
-    lines = [f"v {x!r} {y!r} {z!r}" for x, y, z in vertices.tolist()] + [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in faces.tolist()]
+    lines = [f"v {x!r} {y!r} {z!r}" for x, y, z in vertices.tolist()] + [
+        f"f {a + 1} {b + 1} {c + 1}" for a, b, c in faces.tolist()
+    ]
     path.write_text("\n".join(lines) + "\n")
     return str(path)
 
@@ -103,7 +105,10 @@ def test_each_face_gets_its_area_share_on_average() -> None:
     corners = vertices[faces]
     areas = 0.5 * np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)
     n, seeds = 300, 200  # fewer points than faces: most faces get 0 or 1, by their own draw
-    counts = sum(np.bincount(sample_surface_faces(vertices, faces, n, seed=seed)[1], minlength=len(faces)) for seed in range(seeds))
+    counts = sum(
+        np.bincount(sample_surface_faces(vertices, faces, n, seed=seed)[1], minlength=len(faces))
+        for seed in range(seeds)
+    )
     expected = n * areas / areas.sum() * seeds
     for part in np.array_split(np.argsort(areas), 4):  # small to large faces
         assert counts[part].sum() == pytest.approx(expected[part].sum(), rel=0.03)
@@ -117,8 +122,13 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str, np.n
     for position, name in enumerate(MESHES):
         vertices, faces = load(name)
         other_vertices, other_faces, new_index = renumbered(vertices, faces, seed=100 + position)
-        pairs.append((write_obj(folder / f"{position}-a.obj", vertices, faces),
-                      write_obj(folder / f"{position}-b.obj", other_vertices, other_faces), new_index))
+        pairs.append(
+            (
+                write_obj(folder / f"{position}-a.obj", vertices, faces),
+                write_obj(folder / f"{position}-b.obj", other_vertices, other_faces),
+                new_index,
+            )
+        )
     return pairs
 
 
@@ -131,7 +141,9 @@ def test_classify_gives_one_answer_for_both_numberings(files: list[tuple[str, st
 
 
 def test_segment_labels_every_vertex_alike_for_both_numberings(files: list[tuple[str, str, np.ndarray]]) -> None:
-    results = list(segment([path for first, second, _ in files for path in (first, second)], model="tinvnn-edge-psb", device="cpu"))
+    results = list(
+        segment([path for first, second, _ in files for path in (first, second)], model="tinvnn-edge-psb", device="cpu")
+    )
     for (first, second), (_, _, new_index) in zip(zip(results[::2], results[1::2]), files):
         assert first.category == second.category, first.path
         np.testing.assert_array_equal(second.labels[new_index], first.labels, err_msg=first.path)

@@ -49,7 +49,9 @@ def test_network_input_is_the_same_at_every_scale(shapes: dict[str, np.ndarray],
     points = shapes[name]
     reference = prepare_input(cloud(points), 512, 0).cloud
     for k in EXPONENTS:
-        np.testing.assert_array_equal(prepare_input(cloud(points * 10.0**k), 512, 0).cloud, reference, err_msg=f"scale 1e{k}")
+        np.testing.assert_array_equal(
+            prepare_input(cloud(points * 10.0**k), 512, 0).cloud, reference, err_msg=f"scale 1e{k}"
+        )
 
 
 def test_normalisation_is_exact_for_powers_of_two_and_any_point_order(shapes: dict[str, np.ndarray]) -> None:
@@ -113,7 +115,9 @@ def test_degenerate_clouds_carry_one_warning_each() -> None:
 def test_ordinary_clouds_and_meshes_carry_none(shapes: dict[str, np.ndarray]) -> None:
     rng = np.random.default_rng(5)
     for _ in range(5):
-        generated = _random_pose(rng, rng.normal(size=(int(rng.integers(MIN_DISTINCT_POINTS, 3000)), 3)) * rng.uniform(0.01, 1, 3))
+        generated = _random_pose(
+            rng, rng.normal(size=(int(rng.integers(MIN_DISTINCT_POINTS, 3000)), 3)) * rng.uniform(0.01, 1, 3)
+        )
         assert prepare_input(cloud(generated), 512, 0).warnings == []
     for name in ("chair_0001.pcd", "teapot.obj", "cow_2048.ply", "bunny_4k.stl"):
         assert prepare_input(read_geometry(SAMPLES / name), 1024, 0).warnings == [], name

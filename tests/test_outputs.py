@@ -76,8 +76,10 @@ def test_folders_that_differ_in_case_collide_too(tmp_path: Path) -> None:
     rng = np.random.default_rng(6)
     for _ in range(10):
         name, folder = random_name(rng), "".join(rng.choice(list(string.ascii_lowercase), size=5))
-        first, second = FoundFile(f"{tmp_path}/{folder}/{name}", str(tmp_path)), FoundFile(
-            f"{tmp_path}/{swap_case(rng, folder)}/{name}", str(tmp_path))
+        first, second = (
+            FoundFile(f"{tmp_path}/{folder}/{name}", str(tmp_path)),
+            FoundFile(f"{tmp_path}/{swap_case(rng, folder)}/{name}", str(tmp_path)),
+        )
         with pytest.raises(OutputError, match="map to one output"):
             output_paths([first, second], tmp_path / "out", "npy")
 
@@ -131,7 +133,8 @@ def test_found_files_mirror_their_folder_whatever_else_is_named(tmp_path: Path) 
         assert mine and output_paths(mine, out, "ply") == {p: expected[p] for p in mine}, arguments
     beside = expand_inputs([str(tmp_path / "one"), str(tmp_path / "two")], SUPPORTED_EXTENSIONS, recursive=True)
     assert {output_path(f, out, "ply") for f in beside if f not in expected} == {
-        out / f"{f.relative_to(tmp_path / 'two')}.ply" for f in second}
+        out / f"{f.relative_to(tmp_path / 'two')}.ply" for f in second
+    }
 
 
 def test_found_file_keeps_its_root_through_copies() -> None:
@@ -149,8 +152,9 @@ def test_segment_writes_nothing_when_two_inputs_share_an_output(tmp_path: Path) 
     twin = swap_case(rng, name)
     for path in (name, twin):
         (scans / path).write_bytes((SAMPLES / "cow_2048.ply").read_bytes())
-    result = CliRunner().invoke(app, ["segment", str(scans / name), str(scans / twin), "--out", str(tmp_path / "out"),
-                                      "--device", "cpu"])
+    result = CliRunner().invoke(
+        app, ["segment", str(scans / name), str(scans / twin), "--out", str(tmp_path / "out"), "--device", "cpu"]
+    )
     assert result.exit_code == 2 and result.stdout == "" and not (tmp_path / "out").exists()
     assert result.stderr.startswith("geocli: error: ") and result.stderr.count("\n") == 1, result.stderr
     afile = tmp_path / "afile"

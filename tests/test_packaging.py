@@ -47,6 +47,7 @@ def test_pyproject_lists_every_subpackage():
     assert not missing, f"add {missing} to [tool.setuptools] packages in pyproject.toml"
 
 
+@pytest.mark.slow
 def test_regular_install_ships_models(tmp_path):
     """A non-editable install finds the checkpoints through importlib.resources."""
     src, target = tmp_path / "src", tmp_path / "site"
@@ -54,14 +55,26 @@ def test_regular_install_ships_models(tmp_path):
         REPO,
         src,
         ignore=lambda d, names: [
-            n for n in names
-            if (Path(d) == REPO and n in _NOT_COPIED) or n == "__pycache__" or n.endswith(".egg-info")
+            n for n in names if (Path(d) == REPO and n in _NOT_COPIED) or n == "__pycache__" or n.endswith(".egg-info")
         ],
     )
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-         "--no-input", "--target", str(target), str(src)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-input",
+            "--target",
+            str(target),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert build.returncode == 0, build.stdout + build.stderr
 

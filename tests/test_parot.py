@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import MODELNET40
-from test_train_eval import runner, tiny_modelnet  # noqa: F401  (fixture)
 
+from conftest import MODELNET40, cli_export_eval, cli_train
 from geocli.cli import app
 from geocli.geometry.rotations import random_so3, rotate
 from geocli.nets.parot import Disentangle, PaRot, PaRotConfig, frame
@@ -24,6 +23,7 @@ from geocli.nets.registry import create_model
 from geocli.ops import backend
 from geocli.train import recipe
 from geocli.zoo import load_model, save_model
+from test_train_eval import runner, tiny_modelnet  # noqa: F401  (fixture)
 
 SMALL = {"patches": 32, "patch_size": 16, "global_size": 8, "patch_neighbors": 8, "dim": 16, "embedding": 32}
 
@@ -51,15 +51,23 @@ def test_shapes_of_every_tensor(task: str) -> None:
     net, x = small(task), clouds()
     c = PaRotConfig(**SMALL)
     prepared = net.prepare(x)
-    expected = {"points": (2, 256, 3), "centres": (2, c.patches), "patches": (2, c.patches, c.patch_size),
-                "graph": (2, c.patches, c.patch_neighbors)}
+    expected = {
+        "points": (2, 256, 3),
+        "centres": (2, c.patches),
+        "patches": (2, c.patches, c.patch_size),
+        "graph": (2, c.patches, c.patch_neighbors),
+    }
     if task == "segment":
         expected["nearest"] = (2, 256, c.propagate)
     assert {k: tuple(v.shape) for k, v in prepared.items()} == expected
     encoded = net.encoder(prepared["points"], prepared["centres"], prepared["patches"], prepared["graph"])
     assert {k: tuple(v.shape) for k, v in encoded.items()} == {
-        "features": (2, c.patches, 2 * c.dim), "pose": (2, c.patches, 16), "local_frames": (2, c.patches, 3, 3),
-        "global_frames": (2, c.patches, 3, 3), "centres": (2, c.patches, 3), "loss": (),
+        "features": (2, c.patches, 2 * c.dim),
+        "pose": (2, c.patches, 16),
+        "local_frames": (2, c.patches, 3, 3),
+        "global_frames": (2, c.patches, 3, 3),
+        "centres": (2, c.patches, 3),
+        "loss": (),
     }
     with torch.no_grad():
         out = net(x)
@@ -70,9 +78,13 @@ def test_frames_are_orthonormal_and_rotate_with_their_directions() -> None:
     directions = torch.randn(64, 2, 3, dtype=torch.float64)
     rotations = random_so3(64, torch.Generator().manual_seed(1))
     frames = frame(directions)
-    assert torch.allclose(frames @ frames.transpose(-1, -2), torch.eye(3, dtype=torch.float64).expand(64, 3, 3), atol=1e-12)
+    assert torch.allclose(
+        frames @ frames.transpose(-1, -2), torch.eye(3, dtype=torch.float64).expand(64, 3, 3), atol=1e-12
+    )
     assert torch.allclose(torch.linalg.det(frames), torch.ones(64, dtype=torch.float64))
-    assert torch.allclose(frame(directions @ rotations.transpose(-1, -2)), frames @ rotations.transpose(-1, -2), atol=1e-12)
+    assert torch.allclose(
+        frame(directions @ rotations.transpose(-1, -2)), frames @ rotations.transpose(-1, -2), atol=1e-12
+    )
 
 
 class EquivariantStandIn(torch.nn.Module):
@@ -98,7 +110,10 @@ def test_pose_restoration_is_exactly_invariant_given_equivariant_poses(task: str
     x = clouds().double()
     rotations = random_so3(2, torch.Generator().manual_seed(3))
     with torch.no_grad():
-        reference, rotated = net(x), net(rotate(x, rotations) * 3.7 + torch.tensor([0.5, -2.0, 1.0], dtype=torch.float64))
+        reference, rotated = (
+            net(x),
+            net(rotate(x, rotations) * 3.7 + torch.tensor([0.5, -2.0, 1.0], dtype=torch.float64)),
+        )
         shuffled = net(x[:, torch.randperm(256)])  # point order: only the per-point order may change
     assert (reference - rotated).abs().max() < 1e-6
     if task == "classify":
@@ -142,7 +157,14 @@ def test_checkpoint_round_trip_gives_the_same_logits(task: str, tmp_path: Path) 
             if p.is_floating_point():
                 p.copy_(p.half().float())
     classes = [f"c{i}" for i in range(40)] if task == "classify" else [f"C{i // 5}/p{i}" for i in range(94)]
-    card = {"name": "tiny-parot", "family": "parot", "task": task, "hparams": SMALL, "classes": classes, "input_points": 256}
+    card = {
+        "name": "tiny-parot",
+        "family": "parot",
+        "task": task,
+        "hparams": SMALL,
+        "classes": classes,
+        "input_points": 256,
+    }
     save_model(net, card, tmp_path)
     loaded = load_model(tmp_path / "tiny-parot.json", device="cpu")
     x = clouds()
@@ -150,19 +172,17 @@ def test_checkpoint_round_trip_gives_the_same_logits(task: str, tmp_path: Path) 
         assert torch.equal(net(x), loaded.net(x))
 
 
+@pytest.mark.slow
 def test_train_export_eval_reports_agreement(tiny_modelnet: Path, tmp_path: Path) -> None:  # noqa: F811
     """The same train/export/eval commands as the other families; eval adds poses for agreement."""
-    run, models = tmp_path / "run", tmp_path / "models"
-    trained = runner.invoke(app, ["train", "--family", "parot", "--out", str(run), "--data", str(tiny_modelnet), "--epochs", "1",
-                                  "--points", "64", "--batch-size", "16", "--hparams", json.dumps(SMALL | {"patches": 16}), "--device", "cpu"])
+    run = tmp_path / "run"
+    trained = cli_train(tiny_modelnet, run, "--family", "parot", "--hparams", json.dumps(SMALL | {"patches": 16}))
     assert trained.exit_code == 0, trained.output
-    assert runner.invoke(app, ["export", str(run), "--name", "tiny-parot", "--out", str(models)]).exit_code == 0
-    card_path = models / "tiny-parot.json"
-    evaluated = runner.invoke(app, ["eval", str(card_path), "--data", str(tiny_modelnet), "--out", str(tmp_path / "r.json"),
-                                    "--update-card", "--device", "cpu"])
-    assert evaluated.exit_code == 0, evaluated.output
-    report = json.loads((tmp_path / "r.json").read_text())
-    assert set(report["protocols"]) == {"SO3/SO3", "single-view/SO3"} and report["rotation_agreement"]["rotations_per_shape"] == 4
+    card_path, report = cli_export_eval(run, tiny_modelnet, "tiny-parot", "--update-card")
+    assert (
+        set(report["protocols"]) == {"SO3/SO3", "single-view/SO3"}
+        and report["rotation_agreement"]["rotations_per_shape"] == 4
+    )
     card = json.loads(card_path.read_text())
     assert card["invariance"] == "learned" and card["training"]["train_rotation"] == "so3"
 
@@ -175,6 +195,12 @@ def test_unknown_recipe_is_a_usage_error(tmp_path: Path) -> None:
 def test_published_recipe_is_the_papers() -> None:
     """1,024 points, 250 epochs, batch 32, Adam at 1e-3 on a cosine schedule, label smoothing, full-size network."""
     config = recipe("modelnet40", "parot", "published")
-    assert (config.points, config.epochs, config.batch_size, config.lr, config.label_smoothing) == (1024, 250, 32, 1e-3, 0.2)
+    assert (config.points, config.epochs, config.batch_size, config.lr, config.label_smoothing) == (
+        1024,
+        250,
+        32,
+        1e-3,
+        0.2,
+    )
     assert config.hparams == {} and config.rotation == "so3"
     assert recipe("modelnet40", "parot").hparams["patches"] < PaRotConfig().patches  # the CPU recipe is smaller

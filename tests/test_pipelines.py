@@ -34,7 +34,7 @@ from geocli.io import SUPPORTED_EXTENSIONS, read_geometry
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_data"
 SCANS = sorted(str(p) for p in SAMPLES.iterdir() if p.suffix in SUPPORTED_EXTENSIONS)
 GEOCLI = Path(sys.executable).with_name("geocli")
-FIELDS = ["path", "label", "score", "top_k", "points", "source_points", "error"]
+FIELDS = ["path", "label", "score", "top_k", "points", "source_points", "error", "warnings"]
 NETWORK_POINTS = 512  # the default classifier's input size
 
 runner = CliRunner()
@@ -52,8 +52,13 @@ def on_terminal(args: list[str], stdout: int | IO[bytes] | None, columns: int = 
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
     env = {key: value for key, value in os.environ.items() if not key.startswith("TTY_") and key != "COLUMNS"}
     env.update(TERM="xterm-256color", OMP_NUM_THREADS="1")
-    process = subprocess.Popen([str(GEOCLI), *args], stdin=subprocess.DEVNULL, stdout=slave if stdout is None else stdout,
-                               stderr=slave, env=env)
+    process = subprocess.Popen(
+        [str(GEOCLI), *args],
+        stdin=subprocess.DEVNULL,
+        stdout=slave if stdout is None else stdout,
+        stderr=slave,
+        env=env,
+    )
     os.close(slave)
     received, deadline = bytearray(), time.monotonic() + 300
     try:
@@ -92,7 +97,7 @@ def screen(output: str) -> list[str]:
             lines[row] = ""
         elif not token.startswith("\x1b["):  # text (colours and cursor visibility change nothing here)
             line = lines[row].ljust(column)
-            lines[row] = line[:column] + token + line[column + len(token):]
+            lines[row] = line[:column] + token + line[column + len(token) :]
             column += len(token)
     return [line.rstrip() for line in lines if line.strip()]
 
@@ -101,8 +106,11 @@ def test_the_samples_are_enough_for_the_progress_bar() -> None:
     assert len(SCANS) >= PROGRESS_THRESHOLD
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("output_format, into", [("jsonl", "file"), ("csv", "pipe")])
-def test_classify_records_reach_redirected_stdout_while_the_bar_shows(output_format: str, into: str, tmp_path: Path) -> None:
+def test_classify_records_reach_redirected_stdout_while_the_bar_shows(
+    output_format: str, into: str, tmp_path: Path
+) -> None:
     """`geocli classify sample_data/ -f jsonl > out.jsonl` got nothing (Rich's display took stdout to the terminal),
     and `| wc -l` counted only the CSV header."""
     unsupported = str(SAMPLES / "README.md")  # named explicitly: one error line, and a record
@@ -120,8 +128,9 @@ def test_classify_records_reach_redirected_stdout_while_the_bar_shows(output_for
     assert code == 1
     assert shows_progress(terminal, "classifying")
     assert not any(path in terminal for path in SCANS)  # no record leaked onto the terminal
-    assert screen(terminal) == [f"geocli: error: {unsupported}: unsupported extension '.md' "
-                                f"(supported: {' '.join(SUPPORTED_EXTENSIONS)})"]
+    assert screen(terminal) == [
+        f"geocli: error: {unsupported}: unsupported extension '.md' (supported: {' '.join(SUPPORTED_EXTENSIONS)})"
+    ]
     if output_format == "jsonl":
         records = [json.loads(line) for line in text.splitlines()]
     else:
@@ -130,6 +139,7 @@ def test_classify_records_reach_redirected_stdout_while_the_bar_shows(output_for
     assert all(r["label"] and not r["error"] for r in records[:-1]) and records[-1]["error"]
 
 
+@pytest.mark.slow
 def test_segment_lines_reach_redirected_stdout_while_the_bar_shows(tmp_path: Path) -> None:
     with open(tmp_path / "out.jsonl", "wb") as out:
         code, terminal = on_terminal(["segment", str(SAMPLES), "--out", str(tmp_path / "labeled")], out)
@@ -141,6 +151,7 @@ def test_segment_lines_reach_redirected_stdout_while_the_bar_shows(tmp_path: Pat
         assert Path(line["output"]).is_file() and sum(line["parts"].values()) == line["points"] > 0
 
 
+@pytest.mark.slow
 def test_records_print_above_the_bar_on_a_shared_terminal() -> None:
     """Stdout on the same terminal as the bar: every record ends up on a line of its own, the bar gone."""
     code, terminal = on_terminal(["classify", *SCANS, "-f", "jsonl", "-k", "1"], None, columns=1000)
@@ -175,7 +186,11 @@ def test_json_and_jsonl_hold_every_input_with_the_same_fields(batch: list[str]) 
     assert chair["label"] == chair["top_k"][0]["label"] == "chair" and len(chair["top_k"]) == 3
     assert (chair["points"], chair["source_points"]) == (NETWORK_POINTS, 1024)
     assert teapot["source_points"] == len(read_geometry(batch[2]).points) != NETWORK_POINTS == teapot["points"]
-    assert empty == {**dict.fromkeys(FIELDS), "path": batch[1], "top_k": [], "error": f"{batch[1]}: file is empty"}
+    assert empty == {
+        **dict.fromkeys(FIELDS),
+        **{"path": batch[1], "top_k": [], "warnings": []},
+        "error": f"{batch[1]}: file is empty",
+    }
     assert chair["error"] is None and teapot["error"] is None
 
     code, out, err = classify(*batch, "-f", "jsonl", "-k", "3")
@@ -188,10 +203,34 @@ def test_csv_spreads_top_k_over_columns_and_keeps_failures(batch: list[str]) -> 
     code, out, _ = classify(*batch, "-f", "csv", "-k", "3")
     assert code == 1
     rows = list(csv.reader(io.StringIO(out)))
-    assert rows[0] == ["path", "label", "score", "label_2", "score_2", "label_3", "score_3", "points", "source_points", "error"]
+    assert rows[0] == [
+        "path",
+        "label",
+        "score",
+        "label_2",
+        "score_2",
+        "label_3",
+        "score_3",
+        "points",
+        "source_points",
+        "error",
+    ]
     for row, record in zip(rows[1:], records, strict=True):
-        runners_up = [str(value) for top in record["top_k"][1:] for value in (top["label"], top["score"])] or ["", "", "", ""]
-        expected = [record["path"], record["label"], record["score"], *runners_up, record["points"], record["source_points"], record["error"]]
+        runners_up = [str(value) for top in record["top_k"][1:] for value in (top["label"], top["score"])] or [
+            "",
+            "",
+            "",
+            "",
+        ]
+        expected = [
+            record["path"],
+            record["label"],
+            record["score"],
+            *runners_up,
+            record["points"],
+            record["source_points"],
+            record["error"],
+        ]
         assert row == ["" if value is None else str(value) for value in expected]
 
 
@@ -249,7 +288,10 @@ def test_a_folder_with_nothing_to_read_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     code, out, err = classify(str(tmp_path))
     assert code == 1 and "label" in out  # the table header, and the folder's row
-    assert err == f"geocli: error: {tmp_path}: no point cloud or mesh file in this folder (--recursive also searches sub-folders)\n"
+    hint = "(--recursive also searches sub-folders)"
+    assert err == f"geocli: error: {tmp_path}: no point cloud or mesh file in this folder {hint}\n"
     code, out, err = classify(str(tmp_path), "--recursive", "-f", "json")
-    assert code == 1 and json.loads(out)[0]["error"] == f"{tmp_path}: no point cloud or mesh file in this folder or below"
+    assert (
+        code == 1 and json.loads(out)[0]["error"] == f"{tmp_path}: no point cloud or mesh file in this folder or below"
+    )
     assert err.count("\n") == 1

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
 from typer.testing import CliRunner
 
+from conftest import REPO
 from geocli.api import nearest
 from geocli.cli import app
 from geocli.discovery import FoundFile
@@ -27,12 +27,14 @@ SAMPLES = REPO / "sample_data"
 runner = CliRunner()
 
 
+@pytest.mark.slow
 def test_train_export_eval(tiny_segmenter: tuple[Path, Path], tmp_path: Path) -> None:
     card_path, root = tiny_segmenter
     card = json.loads(card_path.read_text())
     assert card["task"] == "segment" and len(card["classes"]) == 94 and card["training"]["recipe"]["resamples"] == 7
     report_path = tmp_path / "report.json"
-    evaluated = runner.invoke(app, ["eval", str(card_path), "--data", str(root), "--out", str(report_path), "--device", "cpu"])
+    evaluate = ["eval", str(card_path), "--data", str(root), "--out", str(report_path), "--device", "cpu"]
+    evaluated = runner.invoke(app, evaluate)
     assert evaluated.exit_code == 0, evaluated.output
     report = json.loads(report_path.read_text())
     assert set(report["protocols"]) == {"as given", "SO3"} and report["dataset"]["shapes"] == 12
@@ -66,10 +68,13 @@ def test_decode_keeps_one_category_per_shape() -> None:
 
 def test_output_paths_mirror_inputs_and_never_replace_one(tmp_path: Path) -> None:
     scans = tmp_path / "scans"
-    inputs = [FoundFile(str(scans / name), str(scans)) for name in ("a.ply", "a.pcd", "b.xyz", "sub/c.obj", "b.xyz.ply")]
+    inputs = [
+        FoundFile(str(scans / name), str(scans)) for name in ("a.ply", "a.pcd", "b.xyz", "sub/c.obj", "b.xyz.ply")
+    ]
     targets = output_paths(inputs, tmp_path / "out", "ply")
-    assert [targets[p] for p in inputs] == [tmp_path / "out" / n for n in ("a.ply.ply", "a.pcd.ply", "b.xyz.ply", "sub/c.obj.ply",
-                                                                            "b.xyz.ply.ply")]
+    assert [targets[p] for p in inputs] == [
+        tmp_path / "out" / n for n in ("a.ply.ply", "a.pcd.ply", "b.xyz.ply", "sub/c.obj.ply", "b.xyz.ply.ply")
+    ]
     refused = output_paths(inputs, scans, "ply")
     assert "would overwrite this input" in refused[inputs[2]] and refused[inputs[0]] == scans / "a.ply.ply"
 
@@ -114,6 +119,7 @@ def segment(*args: str):
     return runner.invoke(app, ["segment", *args])
 
 
+@pytest.mark.slow
 def test_segment_cli_batch(tiny_segmenter: tuple[Path, Path], tmp_path: Path) -> None:
     card_path, _ = tiny_segmenter
     scans = tmp_path / "scans"
@@ -139,6 +145,7 @@ def test_segment_cli_batch(tiny_segmenter: tuple[Path, Path], tmp_path: Path) ->
     assert again.exit_code == 1 and all("skipped" in r for r in skipped) and len(skipped) == 3
 
 
+@pytest.mark.slow
 def test_segment_formats_and_faces(tiny_segmenter: tuple[Path, Path], tmp_path: Path) -> None:
     card_path, _ = tiny_segmenter
     teapot = read_geometry(SAMPLES / "teapot.obj")
@@ -150,10 +157,13 @@ def test_segment_formats_and_faces(tiny_segmenter: tuple[Path, Path], tmp_path: 
         result = segment(str(SAMPLES / "cow_2048.ply"), "--out", str(tmp_path), "-m", str(card_path), "-f", fmt)
         assert result.exit_code == 0, result.stderr
         assert (tmp_path / f"cow_2048.ply.{fmt}").is_file()
-    refused = segment(str(SAMPLES / "cow_2048.ply"), "--out", str(tmp_path), "-m", str(card_path), "-f", "npy", "--per-face")
+    refused = segment(
+        str(SAMPLES / "cow_2048.ply"), "--out", str(tmp_path), "-m", str(card_path), "-f", "npy", "--per-face"
+    )
     assert refused.exit_code == 2 and "--per-face" in refused.stderr
 
 
+@pytest.mark.slow
 def test_segment_refuses_an_output_onto_its_input(tiny_segmenter: tuple[Path, Path], tmp_path: Path) -> None:
     card_path, _ = tiny_segmenter
     scan, shadow = tmp_path / "cow.ply", tmp_path / "cow.ply.ply"  # cow.ply's output would be the second input
@@ -165,6 +175,7 @@ def test_segment_refuses_an_output_onto_its_input(tiny_segmenter: tuple[Path, Pa
     assert shadow.read_bytes() == original and (tmp_path / "cow.ply.ply.ply").is_file()
 
 
+@pytest.mark.slow
 def test_models_are_used_for_their_own_task(tiny_segmenter: tuple[Path, Path], tmp_path: Path) -> None:
     card_path, _ = tiny_segmenter
     wrong = runner.invoke(app, ["classify", str(SAMPLES / "cow_2048.ply"), "-m", str(card_path)])

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_invariance import TOLERANCE, max_logit_change, transformed_copies
 
 import geocli
 from geocli.api import segment_geometry
@@ -19,6 +18,7 @@ from geocli.io import Geometry
 from geocli.nets.registry import INVARIANCE, list_families
 from geocli.ops import kernels_available, use_kernels
 from geocli.zoo import list_models, load_model
+from test_invariance import TOLERANCE, max_logit_change, transformed_copies
 
 CARDS = [card for card in list_models() if card["task"] == "classify"]
 SEGMENTERS = [card for card in list_models() if card["task"] == "segment"]
@@ -76,7 +76,11 @@ def test_python_api_on_arrays_and_files(modelnet_test, tmp_path) -> None:
 @pytest.mark.parametrize("card", SEGMENTERS, ids=lambda c: c["name"])
 def test_segmenter_card_figures_come_from_a_complete_eval(card) -> None:
     metrics = card["metrics"]
-    assert metrics["produced_by"] == "geocli eval" and metrics["dataset"]["complete"] and metrics["dataset"]["shapes"] == 95
+    assert (
+        metrics["produced_by"] == "geocli eval"
+        and metrics["dataset"]["complete"]
+        and metrics["dataset"]["shapes"] == 95
+    )
     assert metrics["weights_sha256"] == card["weights"]["sha256"]
     given, so3 = metrics["protocols"]["as given"], metrics["protocols"]["SO3"]
     if exact(card):
@@ -88,7 +92,8 @@ def test_segmenter_card_figures_come_from_a_complete_eval(card) -> None:
 
 @pytest.mark.parametrize("card", SEGMENTERS, ids=lambda c: c["name"])
 def test_shipped_segmenter_labels_follow_the_points(card) -> None:
-    """Per-point labels of a real test shape: unchanged by pose (exact families), scale and shift, permuted with the points."""
+    """Per-point labels of a real test shape: unchanged by pose (exact families), scale and shift,
+    permuted with the points."""
     model = load_model(card["name"])
     with np.load(PSB / "points_2048.npz", allow_pickle=False) as data:
         cloud = torch.from_numpy(data["points"][data["split"].astype(str) == "test"][:1])  # (1, 2048, 3)
@@ -104,6 +109,7 @@ def test_shipped_segmenter_labels_follow_the_points(card) -> None:
         assert (labels(copy) == reference[order.numpy()]).mean() > 0.999
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not kernels_available(), reason="geocli_kernels is not built here")
 @pytest.mark.parametrize("card", CARDS + SEGMENTERS, ids=lambda c: c["name"])
 def test_shipped_model_gives_the_same_logits_with_and_without_kernels(card, modelnet_test) -> None:

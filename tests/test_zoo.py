@@ -18,8 +18,14 @@ HPARAMS = {"group": "O3", "k": 8, "widths": [16, 16], "embedding": 32}
 @pytest.fixture()
 def saved(tmp_path: Path) -> tuple[torch.nn.Module, Path]:
     net = create_model("frame_averaging", 5, HPARAMS).eval()
-    card = {"name": "tiny", "family": "frame_averaging", "task": "classify", "hparams": HPARAMS,
-            "classes": list("abcde"), "input_points": 64}
+    card = {
+        "name": "tiny",
+        "family": "frame_averaging",
+        "task": "classify",
+        "hparams": HPARAMS,
+        "classes": list("abcde"),
+        "input_points": 64,
+    }
     save_model(net, card, tmp_path, half=False)
     return net, tmp_path
 

@@ -23,14 +23,19 @@ class PointSet:
     labels: np.ndarray  # (S,) or (S, N) int64
     names: np.ndarray  # (S,) str
 
-    def subset(self, index: np.ndarray) -> "PointSet":
+    def subset(self, index: np.ndarray) -> PointSet:
         return PointSet(self.points[index], self.labels[index], self.names[index])
 
     def __len__(self) -> int:
         return len(self.names)
 
-    def __add__(self, other: "PointSet") -> "PointSet":
-        return PointSet(*(np.concatenate([a, b]) for a, b in ((self.points, other.points), (self.labels, other.labels), (self.names, other.names))))
+    def __add__(self, other: PointSet) -> PointSet:
+        return PointSet(
+            *(
+                np.concatenate([a, b])
+                for a, b in ((self.points, other.points), (self.labels, other.labels), (self.names, other.names))
+            )
+        )
 
 
 def validation_split(groups: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -64,7 +64,9 @@ def resampled(shapes: PointSet, copies: int, root: Path | None = None) -> PointS
         with np.load(root / "meshes" / f"{name}.npz", allow_pickle=False) as mesh:
             vertices, faces, face_labels = mesh["vertices"], mesh["faces"], mesh["face_labels"].astype(np.int64)
         for copy in range(copies):
-            sampled, face = sample_surface_faces(vertices, faces, shapes.points.shape[1], seed=zlib.crc32(f"{name}#{copy}".encode()))
+            sampled, face = sample_surface_faces(
+                vertices, faces, shapes.points.shape[1], seed=zlib.crc32(f"{name}#{copy}".encode())
+            )
             points.append(sampled.astype(np.float32))
             labels.append(face_labels[face] + offsets[name.split("/")[0]])
             out_names.append(name)

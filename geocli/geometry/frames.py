@@ -63,7 +63,9 @@ def _resplit_plane(axes: Tensor, pair: tuple[int, int], moment: Tensor, mask: Te
     return torch.where(mask[:, None, None], resplit, axes)
 
 
-def principal_axes(points: Tensor, tie_tolerance: float = TIE_TOLERANCE, weights: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def principal_axes(
+    points: Tensor, tie_tolerance: float = TIE_TOLERANCE, weights: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     """Principal axes of centred clouds, with ties broken by a fourth-order moment.
 
     ``points`` is (B, N, 3) and already centred. Returns the axes as columns of a

@@ -50,7 +50,9 @@ def random_viewpoint(points: np.ndarray, rng: np.random.Generator) -> np.ndarray
     return centre + VIEW_DISTANCE * max(radius, 1e-12) * direction / np.linalg.norm(direction)
 
 
-def single_view(points: np.ndarray, rng: np.random.Generator, depth_noise: float = 0.0, lateral_noise: float = 0.0) -> np.ndarray:
+def single_view(
+    points: np.ndarray, rng: np.random.Generator, depth_noise: float = 0.0, lateral_noise: float = 0.0
+) -> np.ndarray:
     """The part of an (N,3) cloud one random viewpoint sees, with optional sensor noise.
 
     Noise is in units of the cloud's radius: ``depth_noise`` along the line of sight,
@@ -72,7 +74,9 @@ def single_view(points: np.ndarray, rng: np.random.Generator, depth_noise: float
     return visible.astype(np.float32)
 
 
-def single_views(clouds: np.ndarray, seed: int, depth_noise: float = 0.0, lateral_noise: float = 0.0) -> list[np.ndarray]:
+def single_views(
+    clouds: np.ndarray, seed: int, depth_noise: float = 0.0, lateral_noise: float = 0.0
+) -> list[np.ndarray]:
     """One :func:`single_view` of each cloud in (S,N,3), seeded per cloud: the same views on every run."""
     return [
         single_view(cloud, np.random.default_rng([seed, index]), depth_noise, lateral_noise)

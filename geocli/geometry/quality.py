@@ -36,7 +36,9 @@ def shape_warnings(points: np.ndarray) -> list[str]:
         return [f"only {len(distinct):,} distinct points (fewer than {MIN_DISTINCT_POINTS}); the label is unreliable"]
     warnings = []
     if counts.max() > MAX_COINCIDENT_SHARE * len(points):
-        warnings.append(f"{counts.max():,} of {len(points):,} points are one and the same point; the label may be unreliable")
+        warnings.append(
+            f"{counts.max():,} of {len(points):,} points are one and the same point; the label may be unreliable"
+        )
     spread = np.linalg.svd(distinct - distinct.mean(axis=0), compute_uv=False)  # descending
     if spread[1] <= FLATNESS * spread[0]:
         warnings.append("all points lie on one straight line; the label may be unreliable")

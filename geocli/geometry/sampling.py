@@ -80,7 +80,9 @@ def sample_surface(vertices: np.ndarray, faces: np.ndarray, n: int, seed: int = 
     return sample_surface_faces(vertices, faces, n, seed)[0]
 
 
-def sample_surface_faces(vertices: np.ndarray, faces: np.ndarray, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def sample_surface_faces(
+    vertices: np.ndarray, faces: np.ndarray, n: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """``n`` surface points and the index of the face each lies on (to carry face labels over).
 
     Each face gets ``n * area / total area`` points in expectation (so dense tessellation
@@ -136,7 +138,8 @@ def _face_streams(radius2: np.ndarray, edges: np.ndarray, seed: int) -> np.ndarr
 
 
 def _face_counts(n: int, expected: np.ndarray, stream: np.ndarray, corners: np.ndarray) -> np.ndarray:
-    """Points per face, ``n`` in all: the whole part of ``expected`` for sure, and one more with probability its fraction.
+    """Points per face, ``n`` in all: the whole part of ``expected`` for sure,
+    and one more with probability its fraction.
 
     The extra points are placed by Pareto sampling (Rosén 1997), which gives each face very
     nearly its fraction as the chance of one, keeps the total at exactly ``n``,

@@ -1,12 +1,5 @@
 """Reading 3D geometry files; heavy backends are imported only when a file is read."""
 
-from geocli.io.errors import GeometryError
-from geocli.io.readers import (
-    DEFAULT_MAX_POINTS,
-    SUPPORTED_EXTENSIONS,
-    Geometry,
-    read_geometry,
-    validate_points,
-)
-
-__all__ = ["DEFAULT_MAX_POINTS", "SUPPORTED_EXTENSIONS", "Geometry", "GeometryError", "read_geometry", "validate_points"]
+# The package's API is exactly what geocli.io.readers lists in its __all__.
+from geocli.io.readers import *  # noqa: F403
+from geocli.io.readers import __all__ as __all__

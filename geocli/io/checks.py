@@ -114,9 +114,9 @@ def triangulate(path: str, sizes: np.ndarray, indices: np.ndarray, n_vertices: i
         return indices.reshape(-1, 3)
     starts = np.cumsum(sizes) - sizes
     fans = sizes - 2
-    face = np.repeat(np.arange(len(sizes)), fans)
-    corner = starts[face] + 1 + np.arange(int(fans.sum())) - np.repeat(np.cumsum(fans) - fans, fans)
-    return np.column_stack([indices[starts[face]], indices[corner], indices[corner + 1]])
+    fan_face = np.repeat(np.arange(len(sizes)), fans)
+    corner = starts[fan_face] + 1 + np.arange(int(fans.sum())) - np.repeat(np.cumsum(fans) - fans, fans)
+    return np.column_stack([indices[starts[fan_face]], indices[corner], indices[corner + 1]])
 
 
 def read_table(

@@ -42,7 +42,9 @@ def read_gltf(path: str, max_points: int) -> tuple[np.ndarray, np.ndarray | None
     meshes = [g for g in scene.dump() if isinstance(g, trimesh.Trimesh) and len(g.faces)]
     if not meshes:
         return np.empty((0, 3)), None, None
-    mesh = trimesh.util.concatenate(meshes)
+    # Any: trimesh annotates concatenate's result and a mesh's visual more loosely than a list of
+    # Trimesh gives (a Trimesh, with colour visuals when kind is "vertex").
+    mesh: Any = trimesh.util.concatenate(meshes)
     colors = mesh.visual.vertex_colors[:, :3] / 255.0 if mesh.visual.kind == "vertex" else None
     return mesh.vertices, mesh.faces, colors
 
@@ -66,10 +68,10 @@ def _check_document(path: str, max_points: int, resolver: Any) -> None:
     views = []
     for index, view in enumerate(_objects(path, document, "bufferViews")):
         where = f"bufferViews[{index}]"
-        buffer = _index(path, view, "buffer", len(buffers), where)
+        size = buffers[_index(path, view, "buffer", len(buffers), where)][0]
         end = _uint(path, view, "byteOffset", where, 0) + _uint(path, view, "byteLength", where)
-        if end > buffers[buffer][0]:
-            problem = f"{where} ends at byte {end:,} of a {buffers[buffer][0]:,}-byte buffer"
+        if end > size:
+            problem = f"{where} ends at byte {end:,} of a {size:,}-byte buffer"
             raise GeometryError(path, f"corrupt glTF data: {problem}")
         views.append(view)
     accessors = _objects(path, document, "accessors")
@@ -139,7 +141,8 @@ def _check_accessor(path: str, accessor: dict[str, Any], where: str, views: list
     if "bufferView" not in accessor or "sparse" in accessor:
         raise GeometryError(path, f"unsupported glTF data: {where} has no bufferView (zero-filled or sparse)")
     view = views[_index(path, accessor, "bufferView", len(views), where)]
-    component, values = _COMPONENT_BYTES.get(accessor.get("componentType")), _TYPE_VALUES.get(accessor.get("type"))
+    component = _COMPONENT_BYTES.get(accessor.get("componentType", 0))
+    values = _TYPE_VALUES.get(accessor.get("type", ""))
     if component is None or values is None:
         raise GeometryError(path, f"invalid glTF: {where} has an unknown componentType or type")
     item = component * values

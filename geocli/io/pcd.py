@@ -45,6 +45,7 @@ def read_pcd(path: str, max_points: int) -> tuple[np.ndarray, np.ndarray | None,
     for field, column in zip(header.fields, _read_columns(path, header)):
         values.setdefault(field.name, column)  # PCL repeats padding fields named "_"
     points = _stack(values, ("x", "y", "z"))
+    assert points is not None  # _read_header refuses a file without x, y, z
     normals = _stack(values, ("normal_x", "normal_y", "normal_z"))
     packed = values.get("rgb", values.get("rgba"))
     colors = None

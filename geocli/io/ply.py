@@ -13,6 +13,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 
@@ -26,6 +27,7 @@ _PLY_TYPES = {
     "float": "f4", "float32": "f4", "double": "f8", "float64": "f8",
 }  # fmt: skip
 _INDEX_LISTS = ("vertex_indices", "vertex_index")  # what writers call a face's (or strip's) list
+ByteOrder = Literal["<", ">"]  # numpy's and struct's marks for little and big endian
 
 
 @dataclass
@@ -66,7 +68,7 @@ def read_header(path: str) -> PlyHeader:
         lines = header_lines(path, handle, "PLY")
         if next(lines, b"").strip() != b"ply":
             raise GeometryError(path, "not a PLY file: first line is not 'ply'")
-        encoding, elements = "", []
+        encoding, elements = "", list[_PlyElement]()
         for line in lines:
             words = line.decode("ascii", errors="replace").split()
             if words[:1] == ["end_header"]:
@@ -145,15 +147,15 @@ def read_ply(
     Call after ``check_layout``, which guarantees the data can hold what the header declares.
     """
     elements = _read_elements(path, header)
-    vertex = elements.get("vertex", {})
+    vertex: dict[str, Any] = elements.get("vertex", {})  # columns and lists; check_layout made sure of x, y, z
     points = np.column_stack([vertex[a] for a in "xyz"]) if header.count("vertex") else np.empty((0, 3))
     colors = _columns(vertex, ("red", "green", "blue"))
     if colors is not None and np.issubdtype(colors.dtype, np.integer):
         colors = colors / np.iinfo(colors.dtype).max
-    triangles = []
+    triangles: list[np.ndarray] = []
     if header.count("face"):
-        faces = _index_list(path, elements["face"], "face")
-        triangles.append(triangulate(path, faces.sizes, faces.values, len(points)))
+        polygons = _index_list(path, elements["face"], "face")
+        triangles.append(triangulate(path, polygons.sizes, polygons.values, len(points)))
     if header.count("tristrips"):
         strips = _index_list(path, elements["tristrips"], "tristrips")
         ends = np.cumsum(strips.sizes)[:-1]
@@ -168,10 +170,11 @@ def _columns(values: dict[str, np.ndarray], names: tuple[str, ...]) -> np.ndarra
 
 
 def _index_list(path: str, values: dict[str, np.ndarray | _PlyList], element: str) -> _PlyList:
-    found = next((values[n] for n in _INDEX_LISTS if isinstance(values.get(n), _PlyList)), None)
-    if found is None:
-        raise GeometryError(path, f"unsupported PLY {element} element: no vertex_indices list")
-    return found
+    for name in _INDEX_LISTS:
+        found = values.get(name)
+        if isinstance(found, _PlyList):
+            return found
+    raise GeometryError(path, f"unsupported PLY {element} element: no vertex_indices list")
 
 
 def _read_elements(path: str, header: PlyHeader) -> dict[str, dict[str, np.ndarray | _PlyList]]:
@@ -182,7 +185,7 @@ def _read_elements(path: str, header: PlyHeader) -> dict[str, dict[str, np.ndarr
     if header.encoding == "ascii":
         rows = (words for line in data.splitlines() if (words := line.split()))
         return {e.name: _ascii_element(path, e, rows) for e in header.elements}
-    order = "<" if header.encoding == "binary_little_endian" else ">"
+    order: ByteOrder = "<" if header.encoding == "binary_little_endian" else ">"
     elements, offset = {}, 0
     for element in header.elements:
         elements[element.name], offset = _binary_element(path, element, data, offset, order)
@@ -237,7 +240,7 @@ def _list_length(path: str, element: _PlyElement, number: int, word: list[bytes]
 
 
 def _binary_element(
-    path: str, element: _PlyElement, data: bytes, offset: int, order: str
+    path: str, element: _PlyElement, data: bytes, offset: int, order: ByteOrder
 ) -> tuple[dict[str, np.ndarray | _PlyList], int]:
     """The element's values and where the next element starts.
 
@@ -246,7 +249,7 @@ def _binary_element(
     """
     properties = element.properties
     lengths = _read_row(path, element, data, offset, order)[2] if element.count else [0] * len(properties)
-    fields = []
+    fields: list[tuple[Any, ...]] = []
     for j, (prop, length) in enumerate(zip(properties, lengths)):
         if prop.count_dtype is not None:
             fields.append((f"n{j}", prop.count_dtype.newbyteorder(order)))
@@ -265,15 +268,15 @@ def _binary_element(
     sizes_of: list[list[int]] = [[] for _ in properties]
     for _ in range(element.count):
         offset, row_values, row_lengths = _read_row(path, element, data, offset, order)
-        for found, sizes, items, length in zip(values, sizes_of, row_values, row_lengths):
+        for found, row_sizes, items, length in zip(values, sizes_of, row_values, row_lengths):
             found.extend(items)
-            sizes.append(length)
+            row_sizes.append(length)
     columns = [np.array(found, dtype=p.dtype) for p, found in zip(properties, values)]
     return _element_values(properties, columns, [np.array(s, np.int64) for s in sizes_of]), offset
 
 
 def _read_row(
-    path: str, element: _PlyElement, data: bytes, offset: int, order: str
+    path: str, element: _PlyElement, data: bytes, offset: int, order: ByteOrder
 ) -> tuple[int, list[tuple[int | float, ...]], list[int]]:
     """Where the next row starts, and each property's items and list length (1 for a scalar)."""
     values, lengths = [], []

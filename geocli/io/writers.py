@@ -21,21 +21,53 @@ FORMATS = ("ply", "npy", "csv")
 # matplotlib's tab20, in its own order. A category's parts have contiguous global labels
 # and no category has more than 20 parts, so label % 20 never gives two parts of one shape
 # the same colour.
-PALETTE = np.array([
-    (31, 119, 180), (174, 199, 232), (255, 127, 14), (255, 187, 120), (44, 160, 44), (152, 223, 138),
-    (214, 39, 40), (255, 152, 150), (148, 103, 189), (197, 176, 213), (140, 86, 75), (196, 156, 148),
-    (227, 119, 194), (247, 182, 210), (127, 127, 127), (199, 199, 199), (188, 189, 34), (219, 219, 141),
-    (23, 190, 207), (158, 218, 229),
-], dtype=np.uint8)
+PALETTE = np.array(
+    [
+        (31, 119, 180),
+        (174, 199, 232),
+        (255, 127, 14),
+        (255, 187, 120),
+        (44, 160, 44),
+        (152, 223, 138),
+        (214, 39, 40),
+        (255, 152, 150),
+        (148, 103, 189),
+        (197, 176, 213),
+        (140, 86, 75),
+        (196, 156, 148),
+        (227, 119, 194),
+        (247, 182, 210),
+        (127, 127, 127),
+        (199, 199, 199),
+        (188, 189, 34),
+        (219, 219, 141),
+        (23, 190, 207),
+        (158, 218, 229),
+    ],
+    dtype=np.uint8,
+)
 
 
 def label_colors(labels: np.ndarray) -> np.ndarray:
     return PALETTE[np.asarray(labels) % len(PALETTE)]
 
 
-def _ply_bytes(points: np.ndarray, labels: np.ndarray, scores: np.ndarray | None,
-               faces: np.ndarray | None, face_labels: np.ndarray | None) -> bytes:
-    vertex_fields = [("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("label", "<i4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")]
+def _ply_bytes(
+    points: np.ndarray,
+    labels: np.ndarray,
+    scores: np.ndarray | None,
+    faces: np.ndarray | None,
+    face_labels: np.ndarray | None,
+) -> bytes:
+    vertex_fields = [
+        ("x", "<f4"),
+        ("y", "<f4"),
+        ("z", "<f4"),
+        ("label", "<i4"),
+        ("red", "u1"),
+        ("green", "u1"),
+        ("blue", "u1"),
+    ]
     if scores is not None:
         vertex_fields.append(("score", "<f4"))
     vertices = np.empty(len(points), dtype=vertex_fields)
@@ -45,7 +77,12 @@ def _ply_bytes(points: np.ndarray, labels: np.ndarray, scores: np.ndarray | None
     vertices["red"], vertices["green"], vertices["blue"] = colors.T
     if scores is not None:
         vertices["score"] = scores
-    header = ["ply", "format binary_little_endian 1.0", "comment written by geocli segment", f"element vertex {len(points)}"]
+    header = [
+        "ply",
+        "format binary_little_endian 1.0",
+        "comment written by geocli segment",
+        f"element vertex {len(points)}",
+    ]
     names = {"<f4": "float", "<i4": "int", "u1": "uchar"}
     header += [f"property {names[kind]} {name}" for name, kind in vertex_fields]
     body = io.BytesIO()

@@ -93,7 +93,8 @@ def signed_axes(centred: Tensor, weights: Tensor | None = None) -> Tensor:
 
 
 def part_frames(points: Tensor, part: Tensor, parts: int) -> dict[str, Tensor]:
-    """Centroid (B,K,3), signed axes as columns (B,K,3,3), variances (B,K,3) and share (B,K) of every part, in float64."""
+    """Centroid (B,K,3), signed axes as columns (B,K,3,3), variances (B,K,3) and share (B,K) of every part,
+    in float64."""
     b, n, _ = points.shape
     members = nn.functional.one_hot(part, parts).transpose(1, 2).double()  # (B,K,N)
     counts = members.sum(-1)
@@ -104,7 +105,12 @@ def part_frames(points: Tensor, part: Tensor, parts: int) -> dict[str, Tensor]:
     flat_weights = weights.reshape(b * parts, n)
     axes = signed_axes(centred, flat_weights)
     variances = ((centred @ axes).square() * flat_weights.unsqueeze(-1)).sum(-2)
-    return {"centroids": centroids, "axes": axes.view(b, parts, 3, 3), "variances": variances.view(b, parts, 3), "share": counts / n}
+    return {
+        "centroids": centroids,
+        "axes": axes.view(b, parts, 3, 3),
+        "variances": variances.view(b, parts, 3),
+        "share": counts / n,
+    }
 
 
 def part_graph(points: Tensor, part: Tensor, parts: int, k: int) -> Tensor:
@@ -126,7 +132,9 @@ def part_graph(points: Tensor, part: Tensor, parts: int, k: int) -> Tensor:
     spread = FAR * (1 + torch.arange(members.shape[-1], device=part.device, dtype=points.dtype)).view(1, 1, -1, 1)
     padded = torch.where(members.unsqueeze(-1) >= 0, gather(points, members.clamp_min(0)), spread)
     found = knn(padded.flatten(0, 1), min(k, members.shape[-1])).view(b, parts, members.shape[-1], -1)
-    within = torch.gather(members.unsqueeze(-1).expand_as(found), 2, found)[rows, grouped, slot]  # (B,N,k') in grouped order
+    within = torch.gather(members.unsqueeze(-1).expand_as(found), 2, found)[
+        rows, grouped, slot
+    ]  # (B,N,k') in grouped order
     neighbors = torch.empty_like(within).scatter_(1, order.unsqueeze(-1).expand_as(within), within)
     itself = torch.arange(n, device=part.device).view(1, n, 1)
     neighbors = torch.where(neighbors >= 0, neighbors, itself)
@@ -139,7 +147,9 @@ def part_pool(features: Tensor, part: Tensor, parts: int) -> Tensor:
     index = part.unsqueeze(-1).expand_as(features)
     maxed = features.new_zeros(b, parts, e).scatter_reduce(1, index, features, "amax", include_self=False)
     summed = features.new_zeros(b, parts, e).scatter_add(1, index, features)
-    counts = torch.zeros(b, parts, dtype=features.dtype, device=features.device).scatter_add(1, part, torch.ones_like(part, dtype=features.dtype))
+    counts = torch.zeros(b, parts, dtype=features.dtype, device=features.device).scatter_add(
+        1, part, torch.ones_like(part, dtype=features.dtype)
+    )
     return torch.cat([maxed, summed / counts.clamp_min(1).unsqueeze(-1)], dim=-1)
 
 
@@ -152,6 +162,7 @@ class APEN(nn.Module):
     """APEN classifier or part segmenter on raw clouds; training feeds it :meth:`prepare`'s output."""
 
     num_views = 1  # backbone passes per cloud: one canonical view of every part, all parts at once
+    signs: Tensor  # (8, 3): the cloud frame's sign views (a buffer, so it moves with the module)
 
     def __init__(self, config: APENConfig, num_classes: int, task: str = "classify") -> None:
         super().__init__()
@@ -165,7 +176,9 @@ class APEN(nn.Module):
         if task == "classify":
             self.head: nn.Module = ClassifierHead(2 * width, num_classes, dropout=config.dropout)
         else:
-            self.head = SegmentationHead(config.trunk.point_channels + width + 3, 2 * width, num_classes, dropout=config.dropout)
+            self.head = SegmentationHead(
+                config.trunk.point_channels + width + 3, 2 * width, num_classes, dropout=config.dropout
+            )
 
     def prepare(self, points: Tensor) -> dict[str, Tensor]:
         """Everything that depends only on the cloud: the partition, part frames, graphs and tokens."""

@@ -114,7 +114,9 @@ class EdgeTrunk(nn.Module):
         first, *rest = config.widths
         self.local = LocalGeometry(first) if config.local == "mlp" else NeighborMax(3, first)
         self.layers = nn.ModuleList(NeighborMax(a, b) for a, b in zip(config.widths, rest))
-        self.embed = nn.Sequential(nn.Linear(config.point_channels, config.embedding, bias=False), norm_act(config.embedding))
+        self.embed = nn.Sequential(
+            nn.Linear(config.point_channels, config.embedding, bias=False), norm_act(config.embedding)
+        )
 
     def features(self, xyz: Tensor, neighbors: Tensor) -> tuple[Tensor, Tensor]:
         """Point features (B,N,Cp) and their embedding (B,N,E), before any pooling.
@@ -143,8 +145,12 @@ class ClassifierHead(nn.Module):
     def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.5) -> None:
         super().__init__()
         self.mlp = nn.Sequential(
-            nn.Linear(in_channels, 512, bias=False), norm_act(512), nn.Dropout(dropout),
-            nn.Linear(512, 256, bias=False), norm_act(256), nn.Dropout(dropout),
+            nn.Linear(in_channels, 512, bias=False),
+            norm_act(512),
+            nn.Dropout(dropout),
+            nn.Linear(512, 256, bias=False),
+            norm_act(256),
+            nn.Dropout(dropout),
             nn.Linear(256, num_classes),
         )
 
@@ -164,11 +170,12 @@ class SegmentationHead(nn.Module):
         self.point = nn.Linear(point_channels, 256, bias=False)
         self.shape = nn.Linear(global_channels, 256, bias=False)
         self.mlp = nn.Sequential(
-            norm_act(256), nn.Dropout(dropout),
-            nn.Linear(256, 128, bias=False), norm_act(128),
+            norm_act(256),
+            nn.Dropout(dropout),
+            nn.Linear(256, 128, bias=False),
+            norm_act(128),
             nn.Linear(128, num_classes),
         )
 
     def forward(self, point_features: Tensor, global_features: Tensor) -> Tensor:  # noqa: D102
         return self.mlp(self.point(point_features) + self.shape(global_features).unsqueeze(1))
-

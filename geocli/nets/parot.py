@@ -90,7 +90,9 @@ class Disentangle(nn.Module):
         super().__init__()
         self.encoder = layers(3, 64, dim, dim)
         self.invariant = layers(dim, dim, dim)
-        self.directions = nn.ModuleList(nn.Sequential(layers(dim, 64, 32), nn.Linear(32, 3, bias=False)) for _ in range(2))
+        self.directions = nn.ModuleList(
+            nn.Sequential(layers(dim, 64, 32), nn.Linear(32, 3, bias=False)) for _ in range(2)
+        )
 
     def forward(self, patches: Tensor) -> tuple[Tensor, Tensor]:
         """(...,k,3) centred patches -> descriptors (...,dim) and directions (...,2,3)."""
@@ -114,14 +116,22 @@ class Disentangle(nn.Module):
             rotations = random_so3(2 * shape.numel()).to(patches).view(2, *shape, 3, 3)
         else:
             slots = patches.shape[-3]  # patches (B,S,k,3): the same rotation for slot s of every cloud
-            rotations = random_so3(slots, torch.Generator().manual_seed(EVALUATION_SEED[scale])).to(patches).view(1, 1, slots, 3, 3)
+            rotations = (
+                random_so3(slots, torch.Generator().manual_seed(EVALUATION_SEED[scale]))
+                .to(patches)
+                .view(1, 1, slots, 3, 3)
+            )
         rotated = patches.unsqueeze(0) @ rotations.transpose(-1, -2)  # row vectors: p R^T is R p
         descriptor, directions = self(rotated)
         restored = directions @ rotations  # R^T d, row-vector form
         if not self.training:
             return descriptor[0], restored[0], patches.new_zeros(())
         loss = DIRECTION_WEIGHT[scale] * F.mse_loss(restored[0], restored[1])
-        loss = loss + ORTHOGONALITY_WEIGHT[scale] * (directions[0, ..., 0, :] * directions[0, ..., 1, :]).sum(-1).square().mean()
+        loss = (
+            loss
+            + ORTHOGONALITY_WEIGHT[scale]
+            * (directions[0, ..., 0, :] * directions[0, ..., 1, :]).sum(-1).square().mean()
+        )
         return descriptor[0], restored[0], loss
 
 
@@ -148,11 +158,15 @@ class IntraScale(nn.Module):
         neighbour_frames = gather(frames, graph)  # (B,S,k,3,3)
         offset = gather(centres, graph) - centres.unsqueeze(2)
         direction = F.normalize(offset, dim=-1)
-        pose = torch.cat([
-            (neighbour_frames @ frames.unsqueeze(2).transpose(-1, -2)).flatten(-2),
-            in_frame(frames.unsqueeze(2), direction), in_frame(neighbour_frames, direction),
-            offset.norm(dim=-1, keepdim=True),
-        ], dim=-1)
+        pose = torch.cat(
+            [
+                (neighbour_frames @ frames.unsqueeze(2).transpose(-1, -2)).flatten(-2),
+                in_frame(frames.unsqueeze(2), direction),
+                in_frame(neighbour_frames, direction),
+                offset.norm(dim=-1, keepdim=True),
+            ],
+            dim=-1,
+        )
         # W [g_j, g_j - g_i] == (W1 + W2) g_j - W2 g_i: one GEMM on patches, a gather for edges
         neighbour_part, centre_part = self.descriptor(descriptors).split(self.dim, dim=-1)
         edges = gather_neighbors(neighbour_part, graph) - centre_part.unsqueeze(2) + self.combine(self.pose(pose))
@@ -179,14 +193,24 @@ class PatchEncoder(nn.Module):
         global_descriptor, global_directions, global_loss = self.global_.siamese(wide, "global")
         local_frames, global_frames = frame(local_directions), frame(global_directions)
         origin = F.normalize(xyz, dim=-1)
-        pose = torch.cat([
-            xyz.norm(dim=-1, keepdim=True),
-            (local_frames @ global_frames.transpose(-1, -2)).flatten(-2),
-            in_frame(local_frames, origin), in_frame(global_frames, origin),
-        ], dim=-1)
+        pose = torch.cat(
+            [
+                xyz.norm(dim=-1, keepdim=True),
+                (local_frames @ global_frames.transpose(-1, -2)).flatten(-2),
+                in_frame(local_frames, origin),
+                in_frame(global_frames, origin),
+            ],
+            dim=-1,
+        )
         features = torch.cat([self.intra(local_descriptor, local_frames, xyz, graph), global_descriptor], dim=-1)
-        return {"features": features, "pose": pose, "local_frames": local_frames, "global_frames": global_frames,
-                "centres": xyz, "loss": local_loss + global_loss}
+        return {
+            "features": features,
+            "pose": pose,
+            "local_frames": local_frames,
+            "global_frames": global_frames,
+            "centres": xyz,
+            "loss": local_loss + global_loss,
+        }
 
 
 class PoseEmbedding(nn.Module):
@@ -230,11 +254,14 @@ class Propagation(nn.Module):
         """(B,N,3) points, (B,N,p) nearest centres, centre features (B,S,C) -> (B,N,widths[-1])."""
         offset = points.unsqueeze(2) - gather(encoded["centres"], nearest)
         direction = F.normalize(offset, dim=-1)
-        position = torch.cat([
-            offset.norm(dim=-1, keepdim=True),
-            in_frame(gather(encoded["local_frames"], nearest), direction),
-            in_frame(gather(encoded["global_frames"], nearest), direction),
-        ], dim=-1)
+        position = torch.cat(
+            [
+                offset.norm(dim=-1, keepdim=True),
+                in_frame(gather(encoded["local_frames"], nearest), direction),
+                in_frame(gather(encoded["global_frames"], nearest), direction),
+            ],
+            dim=-1,
+        )
         messages = gather_neighbors(self.feature(features), nearest) + self.combine(self.position(position))
         return self.mlp(messages).sum(dim=2)
 
@@ -255,7 +282,9 @@ class PaRot(nn.Module):
         else:
             self.root = PoseEmbedding(config.dim, (256, 256), shape_channels=config.embedding)
             self.propagation = Propagation(256, (256, 128, 128))
-            self.head = nn.Sequential(*layers(128, 128), nn.Dropout(config.dropout), *layers(128, 128), nn.Linear(128, num_classes))
+            self.head = nn.Sequential(
+                *layers(128, 128), nn.Dropout(config.dropout), *layers(128, 128), nn.Linear(128, num_classes)
+            )
         self._auxiliary = torch.zeros(())
 
     def prepare(self, points: Tensor) -> dict[str, Tensor]:
@@ -306,4 +335,11 @@ class PaRot(nn.Module):
         return {**batch, "points": (batch["points"] * scale + noise) @ rotations.transpose(-1, -2)}
 
     def cache_key(self) -> list:
-        return ["PaRot", self.task, self.config.patches, self.config.patch_size, self.config.patch_neighbors, self.config.propagate]
+        return [
+            "PaRot",
+            self.task,
+            self.config.patches,
+            self.config.patch_size,
+            self.config.patch_neighbors,
+            self.config.propagate,
+        ]

@@ -40,7 +40,9 @@ def list_families(invariance: str | None = None) -> list[str]:
     return sorted(f for f, kind in INVARIANCE.items() if invariance in (None, kind))
 
 
-def create_model(family: str, num_classes: int, hparams: dict[str, Any] | None = None, task: str = "classify") -> Network:
+def create_model(
+    family: str, num_classes: int, hparams: dict[str, Any] | None = None, task: str = "classify"
+) -> Network:
     """Build a classifier or per-point segmenter of ``family`` from ``hparams``.
 
     Both tasks share the front-end and trunk (or PaRot's patch encoder); only the head

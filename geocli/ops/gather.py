@@ -24,6 +24,7 @@ from geocli.ops.kernels import compiled, kernels_enabled
 
 __all__ = ["gather", "gather_max", "gather_max_reference", "gather_neighbors"]
 
+
 def gather_neighbors(features: Tensor, neighbors: Tensor) -> Tensor:
     """(B,N,C) features, (B,M,k) indices -> (B,M,k,C) neighbour features."""
     b, n, c = features.shape
@@ -47,14 +48,14 @@ def gather_max_reference(features: Tensor, neighbors: Tensor) -> Tensor:
 
 class _GatherMax(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, features: Tensor, neighbors: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(ctx, features: Tensor, neighbors: Tensor) -> Tensor:
         out, arg = compiled().gather_max_forward(features, neighbors)
         ctx.save_for_backward(arg)
         ctx.num_points = features.shape[1]
         return out
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
         (arg,) = ctx.saved_tensors
         return compiled().gather_max_backward(grad, arg, ctx.num_points), None
 
@@ -65,10 +66,6 @@ def gather_max(features: Tensor, neighbors: Tensor) -> Tensor:
     Float32 or bfloat16; the compiled kernel on the CPU when it is available and enabled,
     the reference route otherwise. Indices must lie in [0, N); the kernel checks them.
     """
-    if (
-        features.device.type == "cpu"
-        and features.dtype in (torch.float32, torch.bfloat16)
-        and kernels_enabled()
-    ):
+    if features.device.type == "cpu" and features.dtype in (torch.float32, torch.bfloat16) and kernels_enabled():
         return _GatherMax.apply(features, neighbors.long())
     return gather_max_reference(features, neighbors)

@@ -179,7 +179,7 @@ def knn(
     """
     pts = _as_cloud(points, "points")
     self_query = queries is None
-    qry = pts if self_query else _as_cloud(queries, "queries")
+    qry = pts if queries is None else _as_cloud(queries, "queries")
     if qry.shape[0] != pts.shape[0]:
         raise ValueError(f"batch sizes differ: points {pts.shape[0]}, queries {qry.shape[0]}")
     num = pts.shape[1]

@@ -107,7 +107,9 @@ def build(folder: str | os.PathLike) -> dict[str, Expected]:
     write("count_too_high_ascii.ply", _ply_header(500, "ascii") + ascii_rows.encode(), "corrupt PLY data")
     write("count_too_low_ascii.ply", _ply_header(20, "ascii") + ascii_rows.encode(), "corrupt PLY data")
     write("count_huge.ply", _ply_header(10**12), "max_points limit")
-    write("count_huge.pcd", _binary_pcd(chair[:10]).replace(b"POINTS 10\n", b"POINTS 1000000000000\n"), "max_points limit")
+    write(
+        "count_huge.pcd", _binary_pcd(chair[:10]).replace(b"POINTS 10\n", b"POINTS 1000000000000\n"), "max_points limit"
+    )
     write("count_huge.off", "OFF\n1000000000000 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n", "max_points limit")
     write("faces_huge.off", "OFF\n3 1000000000000 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n", "corrupt OFF data")
     write("facets_huge.stl", b"\0" * 80 + np.uint32(4_000_000_000).tobytes() + b"\0" * 100, "corrupt STL data")
@@ -118,7 +120,9 @@ def build(folder: str | os.PathLike) -> dict[str, Expected]:
     write("text_in_numbers.xyz", "0 0 0\n1 two 3\n4 5 6\n", "cannot parse")
     write("text_in_numbers.txt", "0,0,0\n1,2,3\n4,5,six\n", "cannot parse")
     write("text_in_numbers_ascii.ply", _ply_header(3, "ascii") + b"0 0 0\n1 two 3\n4 5 6\n", "corrupt PLY data")
-    pcd_ascii = "VERSION 0.7\nFIELDS x y z\nSIZE 4 4 4\nTYPE F F F\nCOUNT 1 1 1\nWIDTH 3\nHEIGHT 1\nPOINTS 3\nDATA ascii\n"
+    pcd_ascii = (
+        "VERSION 0.7\nFIELDS x y z\nSIZE 4 4 4\nTYPE F F F\nCOUNT 1 1 1\nWIDTH 3\nHEIGHT 1\nPOINTS 3\nDATA ascii\n"
+    )
     write("text_in_numbers_ascii.pcd", pcd_ascii + "0 0 0\n1 two 3\n4 5 6\n", "corrupt PCD data")
     write("text_in_numbers.off", "OFF\n3 1 0\n0 0 0\n1 x 0\n0 1 0\n3 0 1 2\n", "")
     write("text_in_numbers.obj", "v 0 0 0\nv 1 zero 0\nv 0 1 0\nf 1 2 3\n", "")

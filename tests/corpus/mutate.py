@@ -32,7 +32,8 @@ _NUMBERS = (b"0", b"1", b"-1", b"2", b"3", b"7", b"4294967295", b"4294967296", b
 _WORDS = (b"ascii", b"binary", b"binary_compressed", b"binary_little_endian", b"binary_big_endian",
           b"float", b"double", b"uchar", b"char", b"int", b"uint", b"short", b"list", b"vertex", b"face",
           b"tristrips", b"property", b"element", b"end_header", b"x", b"rgb", b"FIELDS", b"SIZE", b"TYPE",
-          b"COUNT", b"POINTS", b"DATA", b"F", b"U", b"I", b"OFF", b"v", b"f", b"vn", b"solid", b"facet", b"<f8")  # fmt: skip
+          b"COUNT", b"POINTS", b"DATA", b"F", b"U", b"I", b"OFF", b"v", b"f", b"vn", b"solid", b"facet",
+          b"<f8")  # fmt: skip
 
 
 @dataclass(frozen=True)
