@@ -24,6 +24,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from geocli.defaults import DEFAULT_CLASSIFIER, DEFAULT_SEGMENTER, RANDOM_START
+from geocli.nets.registry import DEFAULT_FAMILY, FAMILIES, list_families  # no torch: the help lists them
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -667,6 +668,21 @@ def models(
             for cells in rows:
                 table.add_row(*cells)
             _print_whole(table)
+    if not markdown:
+        _print_families()
+
+
+def _print_families() -> None:
+    """What ``geocli train --family`` can train, from the registry (the zoo need not ship every family)."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title="Families (geocli train --family)", box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
+    for heading in ("family", "invariance", "recipes"):
+        table.add_column(heading)
+    for name in list_families():
+        table.add_row(name, FAMILIES[name].invariance, ", ".join(FAMILIES[name].recipes))
+    _print_whole(table)
 
 
 def _percent(value: float | None) -> str:
@@ -760,6 +776,13 @@ MODEL_TABLES = {
 }
 
 
+def _recipe_help() -> str:
+    """``--recipe``'s help, from the registry: the default every family has, then the others by family."""
+    others = [f"{family} {name}" for family in list_families() for name in FAMILIES[family].recipes if name != "cpu"]
+    also = f"; also {', '.join(others)}" if others else ""
+    return f"The family's training recipe: cpu (the default, sized for a two-core machine){also}."
+
+
 @app.command()
 def train(
     out: Annotated[Path, typer.Option(help="Run folder: checkpoints, log; re-running resumes it.")],
@@ -767,16 +790,9 @@ def train(
         str, typer.Option(help="modelnet40 (trains a classifier) or psb (a part segmenter).")
     ] = "modelnet40",
     family: Annotated[
-        str | None, typer.Option(help="Network family: frame_averaging (default), tinvnn, parot or apen.")
+        str | None, typer.Option(help=f"Network family: {', '.join(list_families())} (default: {DEFAULT_FAMILY}).")
     ] = None,
-    recipe_name: Annotated[
-        str,
-        typer.Option(
-            "--recipe",
-            help="The family's recipe: cpu (fits a two-core machine) or, for parot, published "
-            "(the paper's, for a GPU).",
-        ),
-    ] = "cpu",
+    recipe_name: Annotated[str, typer.Option("--recipe", help=_recipe_help())] = "cpu",
     data: Annotated[Path | None, typer.Option(help="Data folder (default ../shared/data/<dataset>).")] = None,
     epochs: Annotated[int | None, typer.Option(min=1)] = None,
     batch_size: Annotated[int | None, typer.Option(min=2)] = None,

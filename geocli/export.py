@@ -13,27 +13,9 @@ from safetensors.torch import load_file
 
 from geocli.data import TASK
 from geocli.defaults import RANDOM_START
-from geocli.nets.registry import INVARIANCE, create_model
+from geocli.nets.registry import create_model, get_family
 from geocli.zoo import save_model
 
-DESCRIPTIONS = {
-    "frame_averaging": "Frame Averaging (Puny et al. 2022) over the PCA frames of the cloud "
-    "(sign ambiguities averaged) "
-    "around a static-graph edge-convolution backbone; exactly invariant to rotations, reflections, translation, "
-    "scale and point order.",
-    "tinvnn": "TinvNN (Zhang et al.): the cloud replaced by its modified-MDS coordinates "
-    "(principal axes, signs fixed by "
-    "odd moments, unit scale), one pass of the shared static-graph edge-convolution backbone; exactly invariant to "
-    "rotations, reflections, translation, scale and point order.",
-    "apen": "APEN (Atzmon et al., ICLR 2024) on its simple partition: the cloud cut into the Voronoi cells of "
-    "farthest-point centres, every cell seen in its own PCA frame (signs fixed by TinvNN's rule) by the shared "
-    "edge-convolution trunk on an in-cell kNN graph, then frame averaging over the cloud's frame on the cells' "
-    "descriptors; exactly invariant to rotations, reflections, translation, scale and point order, "
-    "approximately to independent motions of the parts.",
-    "parot": "PaRot (Zhang et al., AAAI 2023): multi-scale patches whose invariant descriptors and equivariant "
-    "poses are disentangled by a siamese PointNet, with relative poses restoring the geometry between patches; "
-    "invariant to translation, scale and point order exactly, to rotation as learned (see rotation_agreement).",
-}
 TRAINING_DATA = {
     "modelnet40": "ModelNet40 (official train split, 1,024 points a shape) minus a stratified validation split",
     "psb": "Labeled PSB training meshes (15 per category) minus a validation split stratified by category; "
@@ -62,14 +44,15 @@ def export_run(run: Path, name: str, out: Path, note: str = "") -> Path:
     started_from = config.get("init") or RANDOM_START
     dataset = config.get("dataset", "modelnet40")
     task = TASK[dataset]
+    family = get_family(config["family"])
     net = create_model(config["family"], len(meta["classes"]), config["hparams"], task=task)
     net.load_state_dict(load_file(run / "best.safetensors"))
     card = {
         "name": name,
         "family": config["family"],
         "task": task,
-        "description": DESCRIPTIONS.get(config["family"], ""),
-        "invariance": INVARIANCE[config["family"]],
+        "description": family.description,
+        "invariance": family.invariance,
         "hparams": config["hparams"],
         "classes": meta["classes"],
         "input_points": config["points"],
@@ -77,7 +60,7 @@ def export_run(run: Path, name: str, out: Path, note: str = "") -> Path:
         "training": {
             "dataset": TRAINING_DATA[dataset],
             "validation_fraction": config["val_fraction"],
-            "train_rotation": "invariant" if INVARIANCE[config["family"]] == "exact" else config.get("rotation", "so3"),
+            "train_rotation": "invariant" if family.invariance == "exact" else config.get("rotation", "so3"),
             "recipe": config,
             "epochs_trained": meta["epoch"],
             "selected_epoch": meta["best_epoch"],

@@ -39,7 +39,7 @@ from geocli.geometry.rotations import frame_jitter, random_so3, random_z
 from geocli.geometry.sampling import normalize_unit_sphere
 from geocli.io.atomic import atomic_write
 from geocli.metrics import segmentation_report
-from geocli.nets.registry import INVARIANCE, Network, create_model
+from geocli.nets.registry import DEFAULT_FAMILY, EDGE_TRUNK, INVARIANCE, Network, create_model, get_family
 from geocli.ops import farthest_point_sample
 from geocli.parts import decode, part_categories
 from geocli.precision import autocast, precision_name
@@ -49,17 +49,12 @@ Log = Callable[[str], None]
 RESUMABLE_CHANGES = ("epochs", "validate_after")
 
 
-# The edge trunk of the cpu recipes; "max": the first layer runs on the fused gather-max.
-EDGE_TRUNK = {"k": 16, "widths": [32, 48, 96, 192], "embedding": 384, "local": "max"}
-WIDE_TRUNK = {"k": 20, "widths": [64, 64, 128, 256], "embedding": 1024, "local": "max"}
-
-
 @dataclass
 class TrainConfig:
     """Everything that defines a training run; written to the run folder and the model card."""
 
     dataset: str = "modelnet40"  # modelnet40 trains a classifier, psb a segmenter
-    family: str = "frame_averaging"
+    family: str = DEFAULT_FAMILY
     hparams: dict = field(default_factory=lambda: {"group": "O3", **EDGE_TRUNK})
     points: int = 512
     epochs: int = 14
@@ -85,7 +80,8 @@ class TrainConfig:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
 
-# What differs from the defaults when a data set is named; the command line starts from these.
+# What differs from the defaults when a data set is named; the command line starts from these,
+# then applies the family's named recipe (geocli.nets.registry.FAMILIES).
 RECIPES: dict[str, dict] = {
     "modelnet40": {},
     "psb": {
@@ -98,62 +94,12 @@ RECIPES: dict[str, dict] = {
         "validate_after": 0.3,
     },
 }
-# What a family changes on top of its data set's recipe: "cpu" fits a two-core machine
-# in hours; "published" is the paper's own set-up, for a GPU.
-FAMILY_RECIPES: dict[str, dict[str, dict]] = {
-    "frame_averaging": {"cpu": {}},
-    "tinvnn": {
-        "cpu": {"hparams": EDGE_TRUNK},
-        # The default classifier's long CPU run: DGCNN widths, 1,024 points, validated every
-        # epoch, frames jittered as inference meets them. One cosine cycle per session of
-        # 30 epochs; the next cycle continues from the shipped weights (--init).
-        "wide": {
-            "hparams": WIDE_TRUNK,
-            "points": 1024,
-            "epochs": 30,
-            "lr": 1e-3,
-            "warmup_epochs": 2.0,
-            "validate_after": 0.0,
-            "frame_jitter": 10.0,
-            "tie_ratio": 0.85,
-        },
-    },
-    "apen": {"cpu": {"hparams": {"parts": 16, **EDGE_TRUNK}}},
-    "parot": {
-        "cpu": {
-            "hparams": {
-                "patches": 128,
-                "patch_size": 32,
-                "global_size": 32,
-                "patch_neighbors": 16,
-                "dim": 64,
-                "embedding": 512,
-            },
-            "points": 1024,
-            "lr": 1e-3,
-            "weight_decay": 1e-6,
-            "warmup_epochs": 0.5,
-        },
-        "published": {
-            "hparams": {},
-            "points": 1024,
-            "epochs": 250,
-            "batch_size": 32,
-            "lr": 1e-3,
-            "weight_decay": 1e-6,
-            "warmup_epochs": 0.0,
-            "label_smoothing": 0.2,
-        },
-    },
-}
 
 
 def recipe(dataset_name: str, family: str | None = None, name: str = "cpu", **overrides) -> TrainConfig:
     """A data set's configuration, then the family's named recipe, then ``overrides`` (None values ignored)."""
-    family = family or TrainConfig.family
-    if family not in FAMILY_RECIPES:
-        raise ValueError(f"unknown family {family!r}; known: {', '.join(FAMILY_RECIPES)}")
-    recipes = FAMILY_RECIPES[family]
+    family = family or DEFAULT_FAMILY
+    recipes = get_family(family).recipes
     if name not in recipes:
         raise ValueError(f"family {family!r} has no recipe {name!r}; known: {', '.join(recipes)}")
     given = {k: v for k, v in overrides.items() if v is not None}
@@ -235,7 +181,7 @@ def targets(data: PointSet, index: Tensor) -> Tensor:
     return labels if labels.ndim == 1 else torch.gather(labels, 1, index.long())
 
 
-def load_init(model: nn.Module, path: str, log: Log) -> None:
+def load_init(model: Network, path: str, log: Log) -> None:
     """Start from another model's weights: every tensor whose name and shape match.
 
     A segmenter can so start from a classifier's trunk (the heads differ); loading
@@ -349,7 +295,7 @@ def validation_score(
     ]
 
 
-def save_state(run: Path, model: nn.Module, optimizer: torch.optim.Optimizer, meta: dict) -> None:
+def save_state(run: Path, model: Network, optimizer: torch.optim.Optimizer, meta: dict) -> None:
     """Model and optimiser tensors as safetensors, the rest as JSON; both replaced atomically."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     for index, state in optimizer.state_dict()["state"].items():
@@ -361,7 +307,7 @@ def save_state(run: Path, model: nn.Module, optimizer: torch.optim.Optimizer, me
         json.dump(meta, handle, indent=1)
 
 
-def load_state(run: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+def load_state(run: Path, model: Network, optimizer: torch.optim.Optimizer) -> dict:
     """Restore what :func:`save_state` wrote; returns the JSON metadata."""
     tensors = load_file(run / "state.safetensors")
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})

@@ -37,6 +37,7 @@ Departures from the paper, which ships code for DFaust segmentation only:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -50,6 +51,7 @@ from geocli.nets.backbone import (
     TrunkConfig,
     layers,
 )
+from geocli.nets.registry import Network
 from geocli.nets.tinvnn import axis_signs
 from geocli.ops import farthest_point_sample, gather, knn
 
@@ -257,5 +259,10 @@ class APEN(nn.Module):
         """Invariant by construction: the task loss alone trains it."""
         return torch.zeros(())
 
-    def cache_key(self) -> list:
+    def cache_key(self) -> list[Any]:
         return ["APEN", "signed parts", self.task, self.config.parts, self.config.k, self.config.token_neighbors]
+
+
+def build(hparams: dict[str, Any], num_classes: int, task: str) -> Network:
+    """The registry's builder: every hyper-parameter is an :class:`APENConfig` field."""
+    return APEN(APENConfig(**hparams), num_classes, task)

@@ -9,10 +9,13 @@ Ties between eigenvalues are resolved in :mod:`geocli.geometry.frames`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor
 
 from geocli.geometry.frames import O3_SIGNS, SO3_SIGNS, canonical_coordinates
-from geocli.nets.invariant import Frontend
+from geocli.nets.invariant import Frontend, edge_network
+from geocli.nets.registry import Network
 
 GROUPS = {"O3": O3_SIGNS, "SO3": SO3_SIGNS}
 
@@ -29,3 +32,8 @@ class FrameAveraging(Frontend):
 
     def canonical(self, points: Tensor) -> Tensor:  # noqa: D102
         return canonical_coordinates(points)[0]
+
+
+def build(hparams: dict[str, Any], num_classes: int, task: str) -> Network:
+    """The registry's builder: the shared edge network behind this front-end (``group`` is its one option)."""
+    return edge_network(FrameAveraging, hparams, num_classes, task)

@@ -9,11 +9,16 @@ the network code.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
-from geocli.nets.backbone import EdgeTrunk
+from geocli.nets.backbone import ClassifierHead, EdgeTrunk, SegmentationHead, TrunkConfig
 from geocli.ops import knn
+
+TRUNK_KEYS = ("k", "widths", "embedding", "local")  # the shared trunk's hyper-parameters
 
 
 class Frontend(nn.Module):
@@ -102,5 +107,27 @@ class InvariantNet(nn.Module):
         """Exactly invariant families train on the task loss alone."""
         return torch.zeros(())
 
-    def cache_key(self) -> list:
+    def cache_key(self) -> list[Any]:
         return [type(self.frontend).__name__, vars(self.frontend).get("group"), self.trunk.config.k]
+
+
+def edge_network(
+    frontend: Callable[..., Frontend], hparams: dict[str, Any], num_classes: int, task: str
+) -> InvariantNet:
+    """A front-end family's network: ``hparams`` split between the trunk (:data:`TRUNK_KEYS`), the
+    head (``dropout``) and the front-end (the rest, e.g. Frame Averaging's ``group``).
+
+    The families that differ only in their front-end build through here, so a card's ``hparams``
+    mean the same trunk in all of them. ``hparams`` is consumed. Trunk and head are made first,
+    as they always were: the random initial weights of a seeded run depend on that order.
+    """
+    trunk_args = {key: hparams.pop(key) for key in TRUNK_KEYS if key in hparams}
+    if "widths" in trunk_args:
+        trunk_args["widths"] = tuple(trunk_args["widths"])
+    dropout = hparams.pop("dropout", 0.5)
+    trunk = EdgeTrunk(TrunkConfig(**trunk_args))
+    if task == "classify":
+        head: nn.Module = ClassifierHead(trunk.config.global_channels, num_classes, dropout=dropout)
+    else:
+        head = SegmentationHead(trunk.config.point_channels, trunk.config.global_channels, num_classes, dropout=dropout)
+    return InvariantNet(frontend(**hparams), trunk, head)

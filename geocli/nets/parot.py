@@ -36,6 +36,7 @@ CPU, on CUDA and without torch-cluster.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +45,7 @@ from torch import Tensor, nn
 from geocli.geometry.frames import centre_and_scale
 from geocli.geometry.rotations import random_so3
 from geocli.nets.backbone import ClassifierHead, layers, norm_act
+from geocli.nets.registry import Network
 from geocli.ops import farthest_point_sample, gather, gather_neighbors, knn
 
 # Weights of the siamese losses, from the authors' defaults (the descriptor loss is off there too).
@@ -334,7 +336,7 @@ class PaRot(nn.Module):
         """Each cloud scaled, jittered and rotated; the cached indices stay valid."""
         return {**batch, "points": (batch["points"] * scale + noise) @ rotations.transpose(-1, -2)}
 
-    def cache_key(self) -> list:
+    def cache_key(self) -> list[Any]:
         return [
             "PaRot",
             self.task,
@@ -343,3 +345,8 @@ class PaRot(nn.Module):
             self.config.patch_neighbors,
             self.config.propagate,
         ]
+
+
+def build(hparams: dict[str, Any], num_classes: int, task: str) -> Network:
+    """The registry's builder: every hyper-parameter is a :class:`PaRotConfig` field."""
+    return PaRot(PaRotConfig(**hparams), num_classes, task)

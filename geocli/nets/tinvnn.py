@@ -14,11 +14,14 @@ data (:func:`sign_rule`), normalises scale (furthest point at radius 1) and reso
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
 from geocli.geometry.frames import canonical_coordinates, centre_and_scale
-from geocli.nets.invariant import Frontend
+from geocli.nets.invariant import Frontend, edge_network
+from geocli.nets.registry import Network
 
 SKEW_TOLERANCE = 1e-3
 
@@ -74,3 +77,8 @@ class TinvNN(Frontend):
 def mds_coordinates(points: Tensor) -> Tensor:
     """Scale-normalised classical MDS with the sign rule: the n x n route to :meth:`TinvNN.canonical`."""
     return sign_rule(classical_mds(centre_and_scale(points)))
+
+
+def build(hparams: dict[str, Any], num_classes: int, task: str) -> Network:
+    """The registry's builder: the shared edge network behind this front-end (which takes no options)."""
+    return edge_network(TinvNN, hparams, num_classes, task)
