@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from geocli.api import Prediction
+    from geocli.zoo import ModelCard
 
 
 def _untype_flags(params: list[Any]) -> None:
@@ -689,7 +690,7 @@ def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.1f}"
 
 
-def _card_common(card: dict[str, Any]) -> tuple[list[str], list[str]]:
+def _card_common(card: ModelCard) -> tuple[list[str], list[str]]:
     """Columns every model has: identity first, training size last."""
     head = [card["name"], card["family"], str(len(card["classes"])), str(card["input_points"])]
     tail = [
@@ -709,7 +710,7 @@ def _epochs(training: dict[str, Any]) -> str:
     return f"{training['epochs_trained']}{'' if training.get('started_from') == RANDOM_START else '+'}"
 
 
-def _classifier_row(card: dict[str, Any]) -> list[str]:
+def _classifier_row(card: ModelCard) -> list[str]:
     """One classifier's summary; every figure is read from the card's eval-produced metrics."""
     protocols = card.get("metrics", {}).get("protocols", {})
     head, tail = _card_common(card)
@@ -723,7 +724,7 @@ def _classifier_row(card: dict[str, Any]) -> list[str]:
     ]
 
 
-def _segmenter_row(card: dict[str, Any]) -> list[str]:
+def _segmenter_row(card: ModelCard) -> list[str]:
     """One segmenter's summary: point accuracy as given and under SO3, then SO3 mean IoUs."""
     protocols = card.get("metrics", {}).get("protocols", {})
     so3 = protocols.get("SO3", {})

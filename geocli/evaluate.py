@@ -37,7 +37,7 @@ from geocli.io import Geometry
 from geocli.metrics import accuracy_report, segmentation_report
 from geocli.nets.registry import INVARIANCE
 from geocli.parts import part_categories
-from geocli.zoo import LoadedModel, sha256_of
+from geocli.zoo import LoadedModel, ModelCard, sha256_of
 
 PROTOCOLS = {"z/z": "z", "z/SO3": "so3", "SO3/SO3": "so3"}
 SEGMENTATION_PROTOCOLS = {"as given": "none", "SO3": "so3"}
@@ -47,11 +47,11 @@ LEARNED_AGREEMENT_POSES = 4
 SINGLE_VIEW_PROTOCOL = "single-view/SO3"
 
 
-def protocols_for(card: dict[str, Any]) -> tuple[str, ...]:
+def protocols_for(card: ModelCard) -> tuple[str, ...]:
     return TRAIN_ROTATIONS[card.get("training", {}).get("train_rotation", "invariant")]
 
 
-def poses_for(card: dict[str, Any], protocols: dict[str, str]) -> list[tuple[str | None, str]]:
+def poses_for(card: ModelCard, protocols: dict[str, str]) -> list[tuple[str | None, str]]:
     """(protocol or None, rotation kind) for every pose each test shape is evaluated in.
 
     Exactly invariant models get one pose per protocol; learned-invariance models get

@@ -15,19 +15,96 @@ import hashlib
 import json
 import os
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, cast, get_origin, get_type_hints
 
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
 from geocli.defaults import DEFAULT_CLASSIFIER
 from geocli.io.atomic import atomic_write
-from geocli.nets.registry import Network, create_model
+from geocli.nets.registry import TASKS, Network, create_model
 
-CARD_VERSION = 1
+CARD_VERSION = 1  # what save_model writes
+READABLE_CARD_VERSIONS = (1,)  # what read_card accepts; a card without card_version predates it and is 1
+
+
+class WeightsInfo(TypedDict, total=False):
+    """A card's ``weights``: what :func:`save_model` wrote; loading checks ``sha256`` against the file."""
+
+    file: str
+    dtype: str
+    sha256: str
+    bytes: int
+
+
+class _CardCore(TypedDict):
+    """What every card has: enough to rebuild the network (:func:`create_model`) and name its outputs."""
+
+    name: str
+    family: str
+    task: str  # one of geocli.nets.registry.TASKS
+    hparams: dict[str, Any]
+    classes: list[str]
+    input_points: int
+    weights: WeightsInfo
+
+
+class ModelCard(_CardCore, total=False):
+    """A model card, version 1: the JSON object beside a model's weights, as :func:`read_card` returns it.
+
+    A TypedDict, not a class of its own, so that a card stays the JSON object it is on disk
+    (keys, order and any extra key kept, so ``geocli models NAME`` and ``eval --update-card``
+    give back what they read), while mypy and :func:`validate_card` both read its fields from
+    this one declaration. ``training`` and ``metrics`` are written by export and eval.
+    """
+
+    card_version: int
+    description: str
+    invariance: str  # "exact" or "learned" (geocli.nets.registry.Invariance)
+    parameters: int
+    training: dict[str, Any]
+    metrics: dict[str, Any]
+    comparison: dict[str, Any]  # a note some cards carry (TinvNN against Frame Averaging)
+
+
+_CARD_FIELDS = get_type_hints(ModelCard)
+
+
+def validate_card(data: object, source: str | os.PathLike) -> ModelCard:
+    """``data`` as a :class:`ModelCard`, or a one-line :class:`ModelError` that names ``source`` and the problem.
+
+    The one place a card is checked: reading a user's card, and writing any card, go through
+    here, so a card that loads today is never refused by another command, nor the reverse.
+    """
+    if not isinstance(data, dict):
+        raise ModelError(f"{source}: a model card is a JSON object, not {type(data).__name__}")
+    version = data.get("card_version", 1)
+    if version not in READABLE_CARD_VERSIONS or isinstance(version, bool):
+        readable = ", ".join(map(str, READABLE_CARD_VERSIONS))
+        raise ModelError(
+            f"{source}: card_version {version!r} is not one this geocli reads ({readable}); "
+            "a newer geocli wrote it, or the file is not a model card"
+        )
+    missing = ModelCard.__required_keys__ - data.keys()
+    if missing:
+        raise ModelError(f"{source}: model card lacks {', '.join(sorted(missing))}")
+    for key, hint in _CARD_FIELDS.items():
+        kind = get_origin(hint) or (dict if hint is WeightsInfo else hint)
+        if key in data and (not isinstance(data[key], kind) or (kind is int and isinstance(data[key], bool))):
+            raise ModelError(
+                f"{source}: model card field {key!r} should be {kind.__name__}, not {type(data[key]).__name__}"
+            )
+    if data["task"] not in TASKS:
+        raise ModelError(f"{source}: model card task {data['task']!r} is not one of {', '.join(TASKS)}")
+    if not data["classes"] or not all(isinstance(name, str) for name in data["classes"]):
+        raise ModelError(f"{source}: model card classes should be a non-empty list of names")
+    if data["input_points"] < 1:
+        raise ModelError(f"{source}: model card input_points should be positive, not {data['input_points']}")
+    return cast(ModelCard, data)
 
 
 class ModelError(ValueError):
@@ -53,21 +130,19 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def list_models() -> list[dict[str, Any]]:
+def list_models() -> list[ModelCard]:
     """Every shipped card, sorted by name."""
     folder = models_dir()
     return [read_card(path) for path in sorted(folder.glob("*.json"))] if folder.is_dir() else []
 
 
-def read_card(path: Path) -> dict[str, Any]:
+def read_card(path: Path) -> ModelCard:
+    """The card at ``path``, checked by :func:`validate_card`; the JSON as it is in the file."""
     try:
-        card = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ModelError(f"{path}: unreadable model card ({error})") from None
-    missing = {"name", "family", "task", "hparams", "classes", "input_points", "weights"} - card.keys()
-    if missing:
-        raise ModelError(f"{path}: model card lacks {', '.join(sorted(missing))}")
-    return card
+    return validate_card(data, path)
 
 
 def resolve(name_or_path: str | os.PathLike) -> tuple[Path, Path]:
@@ -103,7 +178,7 @@ class LoadedModel:
     """A network ready for inference with the card that describes it."""
 
     net: Network
-    card: dict[str, Any]
+    card: ModelCard
 
     @property
     def name(self) -> str:
@@ -148,14 +223,14 @@ def load_model(name_or_path: str | os.PathLike = DEFAULT_CLASSIFIER, device: str
     return LoadedModel(net.eval().to(device), card)
 
 
-def save_model(net: Network, card: dict[str, Any], folder: Path, half: bool = True) -> Path:
+def save_model(net: Network, card: Mapping[str, Any], folder: Path, half: bool = True) -> Path:
     """Write ``<name>.safetensors`` (float16 by default) and its card with the weights' sha256."""
     state = {
         k: (v.half() if half and v.is_floating_point() else v).contiguous().cpu() for k, v in net.state_dict().items()
     }
     data = save_safetensors_bytes(state)
-    weights = folder / f"{card['name']}.safetensors"
-    card = {
+    weights, card_path = folder / f"{card['name']}.safetensors", folder / f"{card['name']}.json"
+    full = {
         **card,
         "card_version": CARD_VERSION,
         "weights": {
@@ -165,13 +240,16 @@ def save_model(net: Network, card: dict[str, Any], folder: Path, half: bool = Tr
             "bytes": len(data),
         },
     }
+    validate_card(full, card_path)  # before anything is written: no weights without their card
     with atomic_write(weights) as handle:
         handle.write(data)
-    write_card(folder / f"{card['name']}.json", card)
+    write_card(card_path, full)
     return weights
 
 
-def write_card(path: Path, card: dict[str, Any]) -> None:
+def write_card(path: Path, card: Mapping[str, Any]) -> None:
+    """Write a card (checked first: a card geocli writes is one it reads back)."""
+    card = validate_card(dict(card), path)
     with atomic_write(path, "w") as handle:
         json.dump(card, handle, indent=2)
         handle.write("\n")
