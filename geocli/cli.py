@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperCommand, TyperGroup
@@ -102,7 +102,7 @@ class OutputFormat(str, Enum):
     csv = "csv"
 
 
-def fail_usage(message: str) -> None:
+def fail_usage(message: str) -> NoReturn:
     report_error(message)
     raise typer.Exit(2)
 
@@ -812,11 +812,12 @@ def train(
     """Train a classifier (ModelNet40) or segmenter (Labeled PSB); resumable, seeded, selected on a validation split."""
     from geocli.api import resolve_device
     from geocli.data import DATASETS
-    from geocli.train import recipe
+    from geocli.train import RunError, recipe
     from geocli.train import train as run_train
 
     if dataset not in DATASETS:
         fail_usage(f"unknown dataset {dataset!r}; known: {', '.join(sorted(DATASETS))}")
+    given_hparams = _json_object("--hparams", hparams) if hparams else None
     try:
         config = recipe(
             dataset,
@@ -828,7 +829,7 @@ def train(
             lr=lr,
             seed=seed,
             init=str(init) if init else None,
-            hparams=json.loads(hparams) if hparams else None,
+            hparams=given_hparams,
         )
     except ValueError as error:
         fail_usage(str(error))
@@ -836,12 +837,26 @@ def train(
         target = str(resolve_device(device))
     except ValueError as error:
         fail_usage(str(error))
-    meta = run_train(config, out, data_root=data, device=target, log=lambda m: typer.echo(m, err=True))
+    try:  # a RunError is raised before the first epoch: the run folder, data, weights or hparams do not fit
+        meta = run_train(config, out, data_root=data, device=target, log=lambda m: typer.echo(m, err=True))
+    except RunError as error:
+        fail_usage(str(error))
     typer.echo(
         json.dumps(
             {"run": str(out), "best_val": meta["best_val"], "best_epoch": meta["best_epoch"], "epochs": meta["epoch"]}
         )
     )
+
+
+def _json_object(option: str, text: str) -> dict[str, Any]:
+    """An option's JSON object, or a usage error that says what is wrong with it."""
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        fail_usage(f"{option} is not JSON ({error}): {text}")
+    if not isinstance(value, dict):
+        fail_usage(f"{option} must be a JSON object such as '{{\"k\": 16}}', not {text}")
+    return value
 
 
 @app.command()
@@ -853,8 +868,12 @@ def export(
 ) -> None:
     """Ship a run's best-validation weights as a float16 safetensors file with its card."""
     from geocli.export import export_run
+    from geocli.train import RunError
 
-    typer.echo(str(export_run(run, name, out, note=note)))
+    try:
+        typer.echo(str(export_run(run, name, out, note=note)))
+    except RunError as error:
+        fail_usage(str(error))
 
 
 @app.command("eval")

@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 from geocli.data import TASK
 from geocli.defaults import RANDOM_START
 from geocli.nets.registry import create_model, get_family
+from geocli.train import RunError, read_run
 from geocli.zoo import save_model
 
 TRAINING_DATA = {
@@ -37,8 +38,18 @@ def epochs_in_total(ancestry: list[dict], started_from: str, selected_epoch: int
 
 
 def export_run(run: Path, name: str, out: Path, note: str = "") -> Path:
-    """Write ``out/<name>.safetensors`` and ``out/<name>.json`` from ``run``'s best epoch."""
-    meta = json.loads((run / "state.json").read_text())
+    """Write ``out/<name>.safetensors`` and ``out/<name>.json`` from ``run``'s best epoch.
+
+    A folder that is not a run, a run with no validated epoch yet, a name with folders in it
+    or an ``out`` that is a file are :class:`~geocli.train.RunError` (one line), before anything is written.
+    """
+    meta = read_run(run)
+    if not name or name in (".", "..") or Path(name).name != name:
+        raise RunError(f"--name {name!r}: a model name is a file name, without folders")
+    if out.exists() and not out.is_dir():
+        raise RunError(f"{out}: is a file; --out names the folder for the model's two files")
+    if not (run / "best.safetensors").is_file():
+        raise RunError(f"{run}: no validated weights yet (best.safetensors appears with the first validated epoch)")
     ancestry = json.loads((run / "init.json").read_text())["ancestry"] if (run / "init.json").is_file() else []
     config = meta["config"]
     started_from = config.get("init") or RANDOM_START

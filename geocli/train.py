@@ -25,9 +25,11 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
@@ -47,6 +49,12 @@ from geocli.zoo import ModelError, read_card, sha256_of
 
 Log = Callable[[str], None]
 RESUMABLE_CHANGES = ("epochs", "validate_after")
+RUN_STATE_KEYS = ("config", "classes", "epoch", "best_val", "best_epoch", "history")  # what state.json holds
+
+
+class RunError(ValueError):
+    """A run that cannot start, resume or be exported as asked (its folder, data, start weights or
+    hyper-parameters); the message is one line, and the command line reports it as a usage error."""
 
 
 @dataclass
@@ -188,10 +196,13 @@ def load_init(model: Network, path: str, log: Log) -> None:
     nothing at all is an error, not a silent random start.
     """
     own = model.state_dict()
-    given = load_file(path)
+    try:
+        given = load_file(path)
+    except (OSError, SafetensorError) as error:
+        raise RunError(f"{path}: cannot start from it ({error})") from None
     matched = {k: v for k, v in given.items() if k in own and own[k].shape == v.shape}
     if not any(not k.startswith("head.") for k in matched):
-        raise ValueError(f"{path}: no weights outside the head match this network; cannot start from it")
+        raise RunError(f"{path}: no weights outside the head match this network; cannot start from it")
     model.load_state_dict(matched, strict=False)
     log(f"initialised {len(matched)} of {len(own)} tensors from {path}")
 
@@ -320,13 +331,74 @@ def load_state(run: Path, model: Network, optimizer: torch.optim.Optimizer) -> d
     return json.loads((run / "state.json").read_text())
 
 
+def read_run(run: Path) -> dict[str, Any]:
+    """``state.json`` of a run folder (what :func:`save_state` wrote); :class:`RunError` when ``run`` is not one."""
+    state = run / "state.json"
+    if not state.is_file():
+        what = "no such folder" if not run.exists() else "no state.json: `geocli train --out` makes one"
+        raise RunError(f"{run}: not a training run ({what})")
+    try:
+        meta = json.loads(state.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RunError(f"{state}: unreadable ({error})") from None
+    if not isinstance(meta, dict) or not set(RUN_STATE_KEYS) <= meta.keys():
+        raise RunError(f"{state}: not the state of a geocli training run")
+    return meta
+
+
+def resumable_run(run: Path, config: TrainConfig) -> dict[str, Any] | None:
+    """The metadata of the run that ``config`` resumes in ``run``, or None when ``run`` holds none yet.
+
+    The epoch budget may change between sessions (the cosine schedule follows it); nothing
+    else may, so another configuration is a :class:`RunError` that names what differs. Fields
+    added to TrainConfig after a run started take their defaults, which is what the run used.
+    """
+    if run.exists() and not run.is_dir():
+        raise RunError(f"{run}: is a file; --out names a run folder")
+    if not (run / "state.json").is_file():
+        return None
+    saved = read_run(run)
+    wanted = config.to_json()
+    defaults = {k: v for k, v in TrainConfig().to_json().items() if k not in saved["config"]}
+    previous = {**defaults, **saved["config"], **{k: wanted[k] for k in RESUMABLE_CHANGES}}
+    changed = [f"{k} {previous.get(k)!r} -> {wanted.get(k)!r}" for k in wanted.keys() | previous.keys()
+               if previous.get(k) != wanted.get(k)]  # fmt: skip
+    if changed:
+        raise RunError(
+            f"{run}: existing run has a different configuration ({'; '.join(sorted(changed))}); use a new --out folder"
+        )
+    return saved
+
+
+def check_config(config: TrainConfig) -> None:
+    """Refuse, before any data is read, hyper-parameters that build no network of the family (one line)."""
+    try:
+        create_model(config.family, 2, config.hparams, task=TASK[config.dataset])
+    except (TypeError, ValueError) as error:
+        raise RunError(
+            f"hyper-parameters {json.dumps(config.hparams)} build no {config.family} network ({error})"
+        ) from None
+
+
 def train(config: TrainConfig, run: Path, data_root: Path | None = None, device: str = "cpu", log: Log = print) -> dict:
-    """Train (or resume) a run in ``run``; returns the final metadata with the history."""
-    run.mkdir(parents=True, exist_ok=True)
+    """Train (or resume) a run in ``run``; returns the final metadata with the history.
+
+    Everything that can be refused (:class:`RunError`: the run folder, the data folder, the
+    hyper-parameters, the start weights) is checked before the first epoch.
+    """
+    saved = resumable_run(run, config)
+    check_config(config)
+    if config.init and not Path(config.init).is_file():
+        raise RunError(f"{config.init}: no such file to start from (--init)")
     data = dataset(config.dataset)
     data_root = data_root or data.default_root()
+    try:
+        classes = data.class_names(data_root)
+    except FileNotFoundError as error:
+        missing = f"{error.filename}: {error.strerror}" if error.filename else str(error)
+        raise RunError(f"no {config.dataset} data in {data_root} ({missing}); --data names its folder") from None
+    run.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
-    classes = data.class_names(data_root)
     model = create_model(config.family, len(classes), config.hparams, task=TASK[config.dataset])
     if config.init:
         load_init(model, config.init, log)
@@ -355,13 +427,8 @@ def train(config: TrainConfig, run: Path, data_root: Path | None = None, device:
         "best_epoch": 0,
         "history": [],
     }
-    if (run / "state.json").is_file():
-        saved = load_state(run, model, optimizer)
-        # the epoch budget may change between sessions (the cosine schedule follows it); nothing else may.
-        # Fields added to TrainConfig after a run started take their defaults, which is what the run used.
-        defaults = {k: v for k, v in TrainConfig().to_json().items() if k not in saved["config"]}
-        if {**defaults, **saved["config"], **{k: meta["config"][k] for k in RESUMABLE_CHANGES}} != meta["config"]:
-            raise ValueError(f"{run}: existing run has a different configuration; use a new --out folder")
+    if saved is not None:
+        load_state(run, model, optimizer)
         meta = {**saved, "config": meta["config"]}
         log(
             f"resuming {run} after epoch {meta['epoch']} "

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from conftest import MODELNET40, cli_export_eval, cli_train
 from geocli.cli import _epochs, app
 from geocli.evaluate import card_metrics
+from geocli.train import recipe
 
 runner = CliRunner()
 
@@ -90,7 +91,70 @@ def test_changed_configuration_is_refused(tiny_modelnet: Path, tmp_path: Path) -
     run = tmp_path / "run"
     assert cli_train(tiny_modelnet, run).exit_code == 0
     clash = cli_train(tiny_modelnet, run, "--points", "32")
-    assert clash.exit_code != 0 and "different configuration" in str(clash.exception or clash.output)
+    assert clash.exit_code == 2 and clash.stdout == "" and _one_line(clash.stderr)
+    assert "different configuration (points 64 -> 32); use a new --out folder" in clash.stderr
+
+
+def _one_line(stderr: str) -> bool:
+    """A usage error: exactly one ``geocli: error:`` line, no traceback."""
+    return stderr.startswith("geocli: error: ") and stderr.count("\n") == 1 and "Traceback" not in stderr
+
+
+def _usage_error(*args: str) -> str:
+    """Run geocli with ``args``; it must end with one error line and exit 2. Returns the line."""
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 2 and _one_line(result.stderr), (result.exit_code, result.output, result.exception)
+    return result.stderr
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        (
+            ["--family", "tinvnn", "--recipe", "published"],
+            "family 'tinvnn' has no recipe 'published'; known: cpu, wide",
+        ),
+        (["--family", "pointnet"], "unknown family 'pointnet'; known: apen, frame_averaging, parot, tinvnn"),
+        (["--hparams", "{k: 16}"], "--hparams is not JSON (Expecting property name"),
+        (["--hparams", "[16]"], "--hparams must be a JSON object"),
+        (["--hparams", '{"k": 4, "depth": 3}'], "build no frame_averaging network (FrameAveraging.__init__() got an "),
+        (["--family", "parot", "--hparams", '{"patchez": 4}'], "build no parot network (PaRotConfig.__init__() got"),
+        (["--init", "no-such.safetensors"], "no-such.safetensors: no such file to start from (--init)"),
+        (["--data", "no-such-folder"], "no modelnet40 data in no-such-folder"),
+    ],
+)
+def test_bad_train_options_are_one_line_and_exit_2(tmp_path: Path, options: list[str], problem: str) -> None:
+    run = tmp_path / "run"
+    assert problem in _usage_error("train", "--out", str(run), "--device", "cpu", *options)
+    assert not run.exists()  # refused before anything was written
+
+
+def test_a_run_folder_is_checked_before_any_data_is_read(tmp_path: Path) -> None:
+    """Another configuration in the folder, or a file where the folder should be: refused at once."""
+    run = tmp_path / "run"
+    run.mkdir()
+    config = {**recipe("modelnet40").to_json(), "points": 256}
+    state = {"config": config, "classes": [], "epoch": 1, "best_val": 0.5, "best_epoch": 1, "history": []}
+    (run / "state.json").write_text(json.dumps(state))
+    line = _usage_error("train", "--out", str(run), "--data", "no-such-folder", "--device", "cpu")
+    assert "different configuration (points 256 -> 512)" in line
+    assert "state.json: is a file; --out names a run folder" in _usage_error("train", "--out", str(run / "state.json"))
+
+
+def test_bad_export_arguments_are_one_line_and_exit_2(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    assert "not a training run (no state.json" in _usage_error(
+        "export", str(tmp_path), "--name", "x", "--out", str(models)
+    )
+    assert "not a training run (no such folder)" in _usage_error("export", str(tmp_path / "nothing"), "--name", "x")
+    (tmp_path / "state.json").write_text("{not json")
+    assert "state.json: unreadable" in _usage_error("export", str(tmp_path), "--name", "x", "--out", str(models))
+    config = recipe("modelnet40").to_json()
+    state = {"config": config, "classes": ["a", "b"], "epoch": 1, "best_val": -1.0, "best_epoch": 0, "history": []}
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    assert "a model name is a file name" in _usage_error("export", str(tmp_path), "--name", "a/b", "--out", str(models))
+    assert "no validated weights yet" in _usage_error("export", str(tmp_path), "--name", "x", "--out", str(models))
+    assert not models.exists()
 
 
 def test_partial_report_never_goes_on_a_card() -> None:
