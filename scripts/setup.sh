@@ -84,7 +84,7 @@ if [ ! -f "$kernels_stamp" ] || ! "$PY" -c 'import geocli_kernels' 2>/dev/null; 
     fi
 fi
 
-# 6. geocli itself (editable) with its dependencies and the test tools.
+# 6. geocli itself (editable) with its dependencies and the test tools (pytest; ruff and mypy for `make lint`).
 #    The torch>=2.4 requirement is already met by the pinned build, so pip keeps it.
 log "installing geocli (editable) with its dependencies"
 pip install -q -e '.[test]'
