@@ -45,13 +45,23 @@ def main() -> None:
             old, old_logits = shapes_per_second(model, clouds, args.batch_size)
         with use_kernels(True):
             new, new_logits = shapes_per_second(model, clouds, args.batch_size)
-        print(json.dumps({
-            "model": name, "shapes": len(clouds), "batch_size": args.batch_size, "threads": args.threads,
-            "kernels_built": kernels_available(), "old_shapes_per_second": round(old, 2),
-            "new_shapes_per_second": round(new, 2), "speedup": round(new / old, 2),
-            "max_logit_difference": float((new_logits - old_logits).abs().max()),
-            "views_per_shape": model.net.num_views, "device": "cpu",
-        }))
+        print(
+            json.dumps(
+                {
+                    "model": name,
+                    "shapes": len(clouds),
+                    "batch_size": args.batch_size,
+                    "threads": args.threads,
+                    "kernels_built": kernels_available(),
+                    "old_shapes_per_second": round(old, 2),
+                    "new_shapes_per_second": round(new, 2),
+                    "speedup": round(new / old, 2),
+                    "max_logit_difference": float((new_logits - old_logits).abs().max()),
+                    "views_per_shape": model.net.num_views,
+                    "device": "cpu",
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -42,13 +42,18 @@ CLASSES = {"modelnet40": 40, "psb": 94}
 
 def configurations() -> dict[str, TrainConfig]:
     """Every family's shipped classifier recipe, the default segmenter's, and the wide trunk."""
-    configs = {f"{family}-modelnet40": recipe("modelnet40", family) for family in ("tinvnn", "frame_averaging", "apen", "parot")}
+    configs = {
+        f"{family}-modelnet40": recipe("modelnet40", family)
+        for family in ("tinvnn", "frame_averaging", "apen", "parot")
+    }
     configs["tinvnn-psb"] = recipe("psb", "tinvnn")
     configs["trunk-1024"] = recipe("modelnet40", "tinvnn", "wide")
     return configs
 
 
-def step_seconds(config: TrainConfig, hparams: dict, kernels: bool, precision: contextlib.AbstractContextManager, steps: int) -> float:
+def step_seconds(
+    config: TrainConfig, hparams: dict, kernels: bool, precision: contextlib.AbstractContextManager, steps: int
+) -> float:
     """Median seconds of ``steps`` training steps after one warm-up step."""
     torch.manual_seed(0)
     task = TASK[config.dataset]
@@ -92,15 +97,22 @@ def main() -> None:
     for name in names:
         config = configs[name]
         seconds = {
-            "old": step_seconds(config, old_hparams(config.hparams, config.family), False, contextlib.nullcontext(), args.steps),
+            "old": step_seconds(
+                config, old_hparams(config.hparams, config.family), False, contextlib.nullcontext(), args.steps
+            ),
             "kernels": step_seconds(config, config.hparams, True, contextlib.nullcontext(), args.steps),
             "new": step_seconds(config, config.hparams, True, autocast("cpu"), args.steps),
         }
         steps_per_epoch = math.ceil(EPOCH_SHAPES[config.dataset] / config.batch_size)
         row = {
-            "config": name, "family": config.family, "points": config.points, "batch_size": config.batch_size,
-            "threads": args.threads, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "kernels_built": kernels_available(), "autocast": precision_name("cpu"),
+            "config": name,
+            "family": config.family,
+            "points": config.points,
+            "batch_size": config.batch_size,
+            "threads": args.threads,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "kernels_built": kernels_available(),
+            "autocast": precision_name("cpu"),
             **{f"{key}_seconds": round(value, 3) for key, value in seconds.items()},
             "speedup": round(seconds["old"] / seconds["new"], 2),
             "new_minutes_per_epoch": round(steps_per_epoch * seconds["new"] / 60, 1),
