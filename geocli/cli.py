@@ -377,6 +377,8 @@ class SegmentFormat(str, Enum):
     ply = "ply"
     npy = "npy"
     csv = "csv"
+    las = "las"
+    laz = "laz"
 
 
 @app.command()
@@ -415,7 +417,9 @@ def segment(
     targets, failures = _output_targets(files, bad, out, output_format.value)  # refusals before any work
     loaded = _load(model, device, "segment")
     from geocli.api import segment as run_segment
-    from geocli.io.writers import write_labeled
+    from geocli.io.writers import Legend, write_segmentation
+
+    legend = Legend.of(loaded.card)
 
     todo = []
     for path, target in targets.items():
@@ -435,20 +439,20 @@ def segment(
                 else:
                     geometry, target = result.geometry, targets[result.path]
                     assert geometry is not None and result.labels is not None  # set on every success
-                    mesh = per_face and result.face_labels is not None
                     try:
-                        write_labeled(
+                        write_segmentation(
                             target,
-                            geometry.points,
+                            geometry,
                             result.labels,
-                            scores=result.scores if scores else None,
-                            faces=geometry.faces if mesh else None,
-                            face_labels=result.face_labels if mesh else None,
                             fmt=output_format.value,
+                            scores=result.scores if scores else None,
+                            face_labels=result.face_labels if per_face else None,
+                            legend=legend,
                         )
-                    except OSError as error:
+                    except (OSError, ValueError) as error:  # ValueError: a value the format cannot hold
                         failures += 1
-                        report_error(f"{result.path}: cannot write {target} ({error.strerror or error})")
+                        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+                        report_error(f"{result.path}: cannot write {target} ({reason})")
                     else:
                         for warning in result.warnings:
                             report_warning(f"{result.path}: {warning}")

@@ -140,8 +140,9 @@ def check_layout(path: str, header: PlyHeader) -> None:
 
 def read_ply(
     path: str, header: PlyHeader
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
-    """Points, triangles (``None`` for a cloud), normals and colours in [0, 1] (``None`` when absent).
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None, dict[str, np.ndarray]]:
+    """Points, triangles (``None`` for a cloud), normals and colours in [0, 1] (``None`` when absent), and
+    every other scalar vertex property by name, in its own type.
 
     Faces and triangle strips both become triangles, their indices checked against the vertices.
     Call after ``check_layout``, which guarantees the data can hold what the header declares.
@@ -149,7 +150,7 @@ def read_ply(
     elements = _read_elements(path, header)
     vertex: dict[str, Any] = elements.get("vertex", {})  # columns and lists; check_layout made sure of x, y, z
     points = np.column_stack([vertex[a] for a in "xyz"]) if header.count("vertex") else np.empty((0, 3))
-    colors = _columns(vertex, ("red", "green", "blue"))
+    normals, colors = _columns(vertex, _NORMALS), _columns(vertex, _COLORS)
     if colors is not None and np.issubdtype(colors.dtype, np.integer):
         colors = colors / np.iinfo(colors.dtype).max
     triangles: list[np.ndarray] = []
@@ -162,7 +163,12 @@ def read_ply(
         strip_triangles = [_strip_triangles(strip) for strip in np.split(strips.values, ends)]
         triangles.append(check_indices(path, np.concatenate(strip_triangles), len(points)))
     faces = np.concatenate(triangles) if triangles else None
-    return points, faces, _columns(vertex, ("nx", "ny", "nz")), colors
+    held = {"x", "y", "z", *(_NORMALS if normals is not None else ()), *(_COLORS if colors is not None else ())}
+    extra = {name: values for name, values in vertex.items() if name not in held and isinstance(values, np.ndarray)}
+    return points, faces, normals, colors, extra
+
+
+_NORMALS, _COLORS = ("nx", "ny", "nz"), ("red", "green", "blue")
 
 
 def _columns(values: dict[str, np.ndarray], names: tuple[str, ...]) -> np.ndarray | None:

@@ -17,14 +17,14 @@ import os
 import re
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from geocli.io import gltf, meshes, pcd, ply
+from geocli.io import gltf, las, meshes, pcd, ply
 from geocli.io.checks import check_count, check_indices, check_size, read_table, regular_file_size
 from geocli.io.errors import GeometryError, one_line
 
@@ -58,7 +58,12 @@ no float32 format can hold them, and squaring them for distances overflows even 
 class Geometry:
     """A point cloud (``faces is None``) or a triangle mesh, in the file's raw units.
 
-    ``eq=False``: comparing numpy arrays with ``==`` has no single truth value.
+    ``normals`` and ``colors`` (in [0, 1]) are what every format's normals and colours mean,
+    whatever their names and types in the file. ``extra`` holds every other value a PLY or
+    LAS/LAZ file stores per point, by the file's names and in the file's types (LAS
+    ``intensity`` uint16, a PLY ``quality`` float32), so that an output can carry them on
+    unchanged; it is empty for the other formats. ``eq=False``: comparing numpy arrays with
+    ``==`` has no single truth value.
     """
 
     path: str
@@ -66,6 +71,7 @@ class Geometry:
     faces: np.ndarray | None
     normals: np.ndarray | None
     colors: np.ndarray | None
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def is_mesh(self) -> bool:
@@ -202,12 +208,16 @@ def _build(
     faces: Any = None,
     normals: Any = None,
     colors: Any = None,
+    extra: dict[str, np.ndarray] | None = None,
     needs_faces: bool = False,
 ) -> Geometry:
     """Validate backend output and normalise dtypes, so every reader fails the same way."""
     points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
     check_count(path, len(points), max_points)
     points = validate_points(path, points)
+    extra = extra or {}
+    if any(len(values) != len(points) for values in extra.values()):
+        raise GeometryError(path, "a per-point value has fewer or more values than there are points")
     colors = _attribute(colors)
     faces = _checked_faces(path, faces, len(points), needs_faces)
     _check_area(path, points, faces)
@@ -217,6 +227,7 @@ def _build(
         faces=faces,
         normals=_attribute(normals),
         colors=None if colors is None else np.clip(colors, 0.0, 1.0),
+        extra=extra,
     )
 
 
@@ -254,8 +265,17 @@ def _read_ply(path: str, max_points: int) -> Geometry:
     header = ply.read_header(path)
     check_count(path, header.count("vertex"), max_points)
     ply.check_layout(path, header)
-    points, faces, normals, colors = ply.read_ply(path, header)
-    return _build(path, points, max_points, faces=faces, normals=normals, colors=colors, needs_faces=faces is not None)
+    points, faces, normals, colors, extra = ply.read_ply(path, header)
+    return _build(
+        path,
+        points,
+        max_points,
+        faces=faces,
+        normals=normals,
+        colors=colors,
+        extra=extra,
+        needs_faces=faces is not None,
+    )
 
 
 def _read_pcd(path: str, max_points: int) -> Geometry:
@@ -284,35 +304,8 @@ def _read_gltf(path: str, max_points: int) -> Geometry:
 
 
 def _read_las(path: str, max_points: int) -> Geometry:
-    import laspy
-
-    with laspy.open(path) as reader:
-        check_count(path, reader.header.point_count, max_points)
-        if not reader.header.are_points_compressed:
-            _check_las_records(path, reader.header)
-        las = reader.read()
-    points = np.column_stack([las.x, las.y, las.z])
-    return _build(path, points, max_points, colors=_las_colors(las))
-
-
-def _check_las_records(path: str, header: Any) -> None:
-    """The header's point count must fill the space its records have, exactly.
-
-    laspy reads as many records as the header declares, so a count too low silently dropped
-    the rest, and a count too high read the records there are without a word.
-    """
-    start, record = header.offset_to_point_data, header.point_format.size
-    following = (header.start_of_first_evlr, header.start_of_waveform_data_packet_record)
-    end = min((offset for offset in following if offset > start), default=os.path.getsize(path))
-    check_size(path, "LAS", header.point_count * record, end - start, record)
-
-
-def _las_colors(las: Any) -> np.ndarray | None:
-    """LAS colours are 16-bit by the spec, but many writers store 8-bit values in them."""
-    if not {"red", "green", "blue"} <= set(las.point_format.dimension_names):
-        return None
-    rgb = np.column_stack([las.red, las.green, las.blue]).astype(np.float64)
-    return rgb / (65535.0 if rgb.max() > 255 else 255.0)
+    points, colors, dimensions = las.read_las(path, max_points)
+    return _build(path, points, max_points, colors=colors, extra=dimensions)
 
 
 MAX_COLUMNS = 64

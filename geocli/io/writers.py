@@ -1,22 +1,42 @@
-"""Write part-labelled clouds and meshes that CloudCompare, MeshLab and Open3D open directly.
+"""Write part-labelled clouds and meshes that CloudCompare, MeshLab, Open3D and LAS tools open directly.
 
-PLY (binary little-endian) carries per-vertex ``label`` (int32), ``red/green/blue``
-(uchar) and optionally ``score`` (float32); with faces, each face carries its own
-``label`` and colour too. NPY holds an (N, 4 or 5) float64 table x, y, z, label[, score];
-CSV the same with a header. :func:`write_ply` writes geometry without labels (``geocli
-align``). Every file is written through :func:`atomic_write`.
+Nothing the input holds is lost. Coordinates keep the input's precision: a PLY stores them as
+``float`` where float32 gives back every coordinate exactly, else as ``double`` (a survey scan
+at UTM 512345.678 needs doubles: float32 is 0.03 m coarse there); CSV writes each as the
+shortest decimal that reads back as the same number; NPY is float64. The input's normals,
+colours and other per-point values (:attr:`Geometry.extra`: LAS intensity, classification,
+GPS time, ..., a PLY's own properties) go on as PLY properties in their own types, under
+their own names, or under ``input_<name>`` where the output uses the name itself (``red``,
+``green``, ``blue`` are the label's colour, so an input's colours are ``input_red``, ...).
+
+PLY (binary little-endian) carries per-vertex ``label`` (int32), ``red/green/blue`` (uchar)
+from :data:`PALETTE` and optionally ``score`` (float32); with faces, each face carries its own
+``label`` and colour too; header comments name the model, its weights' sha256 and every
+label's part. NPY holds an (N, 4 or 5) float64 table x, y, z, label[, score]; CSV the same
+with a header and, given a :class:`Legend`, each label's ``part`` name after ``label``. LAS
+and LAZ: :func:`geocli.io.las.write_las`. :func:`write_ply` writes geometry without labels
+(``geocli align``). Every file is written through :func:`atomic_write`.
 """
 
 from __future__ import annotations
 
-import io
+import csv
+import json
 import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from geocli.io.atomic import atomic_write
+from geocli.io.errors import printable_path
+from geocli.io.las import free_name, write_las
+from geocli.io.readers import Geometry
 
-FORMATS = ("ply", "npy", "csv")
+FORMATS = ("ply", "npy", "csv", "las", "laz")
+LAS_EXTENSIONS = (".las", ".laz")
 
 # matplotlib's tab20, in its own order. A category's parts have contiguous global labels
 # and no category has more than 20 parts, so label % 20 never gives two parts of one shape
@@ -52,54 +72,138 @@ def label_colors(labels: np.ndarray) -> np.ndarray:
     return PALETTE[np.asarray(labels) % len(PALETTE)]
 
 
+@dataclass(frozen=True)
+class Legend:
+    """What a segmentation's labels mean: the model that gave them and each label's part name.
+
+    Every output that can say so says it (PLY header comments, the CSV ``part`` column), and
+    ``labels.json`` beside a batch's outputs (:func:`write_legend`), so a labelled file read
+    months later still tells which model labelled it and what label 7 is.
+    """
+
+    model: str
+    weights_sha256: str
+    classes: tuple[str, ...]
+
+    @classmethod
+    def of(cls, card: Mapping[str, Any]) -> Legend:
+        """The legend of a model card (:class:`geocli.zoo.ModelCard`)."""
+        return cls(card["name"], str(card["weights"].get("sha256", "")), tuple(card["classes"]))
+
+    def entries(self) -> list[dict[str, Any]]:
+        """Each label's id, part name and the colour PLY outputs give it."""
+        colors = label_colors(np.arange(len(self.classes))).tolist()
+        return [{"id": i, "name": name, "color": color} for i, (name, color) in enumerate(zip(self.classes, colors))]
+
+    def comments(self) -> list[str]:
+        """PLY header comments: the model, its weights' hash, then one ``label <id> <part>`` line per label."""
+        lines = [f"model {self.model}", f"weights sha256 {self.weights_sha256}"]
+        lines += [f"label {i} {name}" for i, name in enumerate(self.classes)]
+        return [printable_path(line).encode("ascii", "backslashreplace").decode("ascii") for line in lines]
+
+
+def write_legend(path: str | os.PathLike, legend: Legend) -> None:
+    """``labels.json``: the model, its weights' sha256 and every label's id, part name and colour, atomically."""
+    document = {"model": legend.model, "weights_sha256": legend.weights_sha256, "labels": legend.entries()}
+    with atomic_write(path, "w") as handle:
+        json.dump(document, handle, indent=2)
+        handle.write("\n")
+
+
+def input_attributes(geometry: Geometry) -> dict[str, np.ndarray]:
+    """Every per-point value of the input but its coordinates, by name, as an output carries it.
+
+    Normals are ``nx, ny, nz``; colours ``red, green, blue``, as bytes where they are 8-bit
+    values and as 16-bit integers otherwise (LAS colours), so that neither loses a level;
+    then :attr:`Geometry.extra` as read.
+    """
+    found: dict[str, np.ndarray] = {}
+    if geometry.normals is not None:
+        found.update(zip(("nx", "ny", "nz"), geometry.normals.T))
+    if geometry.colors is not None:
+        eight = np.round(geometry.colors * 255)
+        exact = np.array_equal(eight / 255, geometry.colors)
+        levels = eight.astype(np.uint8) if exact else np.round(geometry.colors * 65535).astype(np.uint16)
+        found.update(zip(("red", "green", "blue"), levels.T))
+    return {**found, **geometry.extra}
+
+
+def compact_floats(values: np.ndarray) -> np.ndarray:
+    """Float64 values as float32 where that gives back every one of them exactly; anything else as it is."""
+    if values.dtype == np.float64 and np.array_equal(values.astype(np.float32), values, equal_nan=True):
+        return values.astype(np.float32)
+    return values
+
+
+def decimal_strings(values: np.ndarray) -> list[str]:
+    """Each value as the shortest decimal that reads back as it, at its precision (float32 where that is exact).
+
+    ``0.3`` stored as float32 writes ``0.3``, not ``0.30000001192092896``, and still reads back as
+    that float32; a double such as ``512345.678`` writes as it reads.
+    """
+    compact = compact_floats(np.asarray(values, dtype=np.float64))
+    if compact.dtype == np.float32:
+        return [str(value) for value in compact]
+    return [repr(value) for value in compact.tolist()]
+
+
+_PLY_TYPES = {"u1": "uchar", "i1": "char", "u2": "ushort", "i2": "short", "u4": "uint", "i4": "int"}
+_PLY_TYPES |= {"f4": "float", "f8": "double"}
+
+
+def _ply_column(values: np.ndarray) -> np.ndarray:
+    """Values in a type PLY has, little-endian: booleans as bytes, half floats as floats, 64-bit integers
+    as doubles (exact below 2**53; PLY has no 64-bit integers)."""
+    values = np.asarray(values)
+    kind = values.dtype
+    if kind == np.bool_:
+        kind = np.dtype(np.uint8)
+    elif kind.kind == "f" and kind.itemsize < 4:
+        kind = np.dtype(np.float32)
+    elif f"{kind.kind}{kind.itemsize}" not in _PLY_TYPES:
+        kind = np.dtype(np.float64)
+    return values.astype(kind.newbyteorder("<"), copy=False)
+
+
 def _ply_bytes(
-    points: np.ndarray,
-    labels: np.ndarray,
-    scores: np.ndarray | None,
+    vertex: Mapping[str, np.ndarray],
     faces: np.ndarray | None,
-    face_labels: np.ndarray | None,
+    face_values: Mapping[str, np.ndarray],
+    comments: Sequence[str],
 ) -> bytes:
-    vertex_fields = [
-        ("x", "<f4"),
-        ("y", "<f4"),
-        ("z", "<f4"),
-        ("label", "<i4"),
-        ("red", "u1"),
-        ("green", "u1"),
-        ("blue", "u1"),
-    ]
-    if scores is not None:
-        vertex_fields.append(("score", "<f4"))
-    vertices = np.empty(len(points), dtype=vertex_fields)
-    vertices["x"], vertices["y"], vertices["z"] = points.T
-    vertices["label"] = labels
-    colors = label_colors(labels)
-    vertices["red"], vertices["green"], vertices["blue"] = colors.T
-    if scores is not None:
-        vertices["score"] = scores
-    header = [
-        "ply",
-        "format binary_little_endian 1.0",
-        "comment written by geocli segment",
-        f"element vertex {len(points)}",
-    ]
-    names = {"<f4": "float", "<i4": "int", "u1": "uchar"}
-    header += [f"property {names[kind]} {name}" for name, kind in vertex_fields]
-    body = io.BytesIO()
-    body.write(vertices.tobytes())
+    """A binary PLY: a vertex property per column of ``vertex``, then triangles, each with ``face_values``."""
+    lines = ["ply", "format binary_little_endian 1.0", *(f"comment {text}" for text in comments)]
+    vertex_lines, data = _ply_element("vertex", vertex, None)
+    lines += vertex_lines
     if faces is not None:
-        header += [f"element face {len(faces)}", "property list uchar int vertex_indices"]
-        face_fields = [("n", "u1"), ("v", "<i4", (3,))]
-        if face_labels is not None:
-            header += ["property int label", "property uchar red", "property uchar green", "property uchar blue"]
-            face_fields += [("label", "<i4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")]
-        records = np.empty(len(faces), dtype=face_fields)
+        face_lines, face_data = _ply_element("face", face_values, faces)
+        lines += face_lines
+        data += face_data
+    return ("\n".join([*lines, "end_header"]) + "\n").encode("ascii") + data
+
+
+def _ply_element(name: str, columns: Mapping[str, np.ndarray], faces: np.ndarray | None) -> tuple[list[str], bytes]:
+    """An element's header lines and data: its triangles' corners first when ``faces`` are given."""
+    converted = {key: _ply_column(values) for key, values in columns.items()}
+    fields: list[tuple[Any, ...]] = [(key, values.dtype) for key, values in converted.items()]
+    lines = [f"property {_PLY_TYPES[values.dtype.str[1:]]} {key}" for key, values in converted.items()]
+    if faces is not None:
+        fields = [("n", "u1"), ("v", "<i4", (3,)), *fields]
+        lines.insert(0, "property list uchar int vertex_indices")
+    count = len(faces) if faces is not None else len(next(iter(converted.values())))
+    records = np.empty(count, dtype=fields)
+    if faces is not None:
         records["n"], records["v"] = 3, faces
-        if face_labels is not None:
-            records["label"] = face_labels
-            records["red"], records["green"], records["blue"] = label_colors(face_labels).T
-        body.write(records.tobytes())
-    return ("\n".join([*header, "end_header"]) + "\n").encode("ascii") + body.getvalue()
+    for key, values in converted.items():
+        records[key] = values
+    return [f"element {name} {count}", *lines], records.tobytes()
+
+
+def _labelled_columns(labels: np.ndarray, scores: np.ndarray | None) -> dict[str, np.ndarray]:
+    """A label, its colour from :data:`PALETTE` and, when given, its score."""
+    colors = label_colors(labels)
+    columns = {"label": np.asarray(labels, dtype=np.int32), **dict(zip(("red", "green", "blue"), colors.T))}
+    return columns if scores is None else {**columns, "score": np.asarray(scores, dtype=np.float32)}
 
 
 def write_labeled(
@@ -111,27 +215,95 @@ def write_labeled(
     faces: np.ndarray | None = None,
     face_labels: np.ndarray | None = None,
     fmt: str = "ply",
+    attributes: Mapping[str, np.ndarray] | None = None,
+    legend: Legend | None = None,
+    las_source: str | None = None,
 ) -> None:
-    """Write labelled points (and, for PLY, an optional labelled mesh) atomically to ``path``."""
+    """Write labelled points (and, for PLY, an optional labelled mesh) atomically to ``path``.
+
+    ``attributes`` (:func:`input_attributes`) go on as PLY properties and LAS extra dimensions;
+    ``legend`` names the model and the labels' parts; ``las_source``, a LAS/LAZ input, is the
+    file a LAS/LAZ output copies, with its header and every dimension (:func:`write_las`).
+    """
     if fmt not in FORMATS:
         raise ValueError(f"unknown output format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    points, attributes = np.asarray(points, dtype=np.float64), attributes or {}
+    if fmt in ("las", "laz"):
+        classes = legend.classes if legend else None
+        write_las(
+            path,
+            points,
+            labels,
+            scores=scores,
+            attributes=attributes,
+            classes=classes,
+            source=las_source,
+            compress=fmt == "laz",
+        )
+        return
     if fmt == "ply":
-        data = _ply_bytes(points, labels, scores, faces, face_labels)
+        vertex = {**dict(zip("xyz", compact_floats(points).T)), **_labelled_columns(labels, scores)}
+        for name, values in attributes.items():  # one by one: each name is free of those before it
+            vertex[free_name(name, vertex)] = compact_floats(values)
+        face_values = {} if face_labels is None else _labelled_columns(face_labels, None)
+        comments = ["written by geocli segment", *(legend.comments() if legend else [])]
+        data = _ply_bytes(vertex, faces, face_values, comments)
         with atomic_write(path) as handle:
             handle.write(data)
         return
-    columns = [np.asarray(points, dtype=np.float64), np.asarray(labels, dtype=np.float64)[:, None]]
-    if scores is not None:
-        columns.append(np.asarray(scores, dtype=np.float64)[:, None])
-    table = np.hstack(columns)
     if fmt == "npy":
+        columns = [points, np.asarray(labels, dtype=np.float64)[:, None]]
+        if scores is not None:
+            columns.append(np.asarray(scores, dtype=np.float64)[:, None])
         with atomic_write(path) as handle:
-            np.save(handle, table, allow_pickle=False)
+            np.save(handle, np.hstack(columns), allow_pickle=False)
         return
-    header = "x,y,z,label" + (",score" if scores is not None else "")
+    _write_csv(path, points, labels, scores, legend)
+
+
+def _write_csv(
+    path: str | os.PathLike, points: np.ndarray, labels: np.ndarray, scores: np.ndarray | None, legend: Legend | None
+) -> None:
+    """x, y, z (:func:`decimal_strings`), label, ``part`` (with a legend) and ``score`` (with scores)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    header, columns = ["x", "y", "z", "label"], [*map(decimal_strings, points.T), labels.tolist()]
+    if legend is not None:
+        header.append("part")
+        columns.append([legend.classes[label] for label in labels.tolist()])
+    if scores is not None:
+        header.append("score")
+        columns.append(decimal_strings(np.asarray(scores, dtype=np.float32)))
     with atomic_write(path, "w") as handle:
-        handle.write(header + "\n")
-        np.savetxt(handle, table, delimiter=",", fmt=["%.7g"] * 3 + ["%d"] + (["%.5f"] if scores is not None else []))
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(zip(*columns))
+
+
+def write_segmentation(
+    path: str | os.PathLike,
+    geometry: Geometry,
+    labels: np.ndarray,
+    *,
+    fmt: str = "ply",
+    scores: np.ndarray | None = None,
+    face_labels: np.ndarray | None = None,
+    legend: Legend | None = None,
+) -> None:
+    """Write one input's labels beside everything it holds: its points and attributes, its faces when
+    ``face_labels`` are given, and, for a LAS/LAZ input written as LAS/LAZ, the input file itself."""
+    las_source = geometry.path if Path(geometry.path).suffix.lower() in LAS_EXTENSIONS else None
+    write_labeled(
+        path,
+        geometry.points,
+        labels,
+        scores=scores,
+        faces=None if face_labels is None else geometry.faces,
+        face_labels=face_labels,
+        fmt=fmt,
+        attributes=input_attributes(geometry),
+        legend=legend,
+        las_source=las_source,
+    )
 
 
 def write_ply(
@@ -148,23 +320,11 @@ def write_ply(
     in metres far from its origin) loses nothing; normals are floats and colours, given in
     [0, 1] as the readers return them, become ``red/green/blue`` bytes.
     """
-    fields = [("x", "<f8"), ("y", "<f8"), ("z", "<f8")]
-    fields += [(name, "<f4") for name in ("nx", "ny", "nz")] if normals is not None else []
-    fields += [(name, "u1") for name in ("red", "green", "blue")] if colors is not None else []
-    vertices = np.empty(len(points), dtype=fields)
-    vertices["x"], vertices["y"], vertices["z"] = np.asarray(points, dtype=np.float64).T
+    vertex = dict(zip("xyz", np.asarray(points, dtype=np.float64).T))
     if normals is not None:
-        vertices["nx"], vertices["ny"], vertices["nz"] = np.asarray(normals).T
+        vertex |= dict(zip(("nx", "ny", "nz"), np.asarray(normals, dtype=np.float32).T))
     if colors is not None:
-        vertices["red"], vertices["green"], vertices["blue"] = np.round(np.clip(colors, 0.0, 1.0) * 255).T
-    names = {"<f8": "double", "<f4": "float", "u1": "uchar"}
-    header = ["ply", "format binary_little_endian 1.0", "comment written by geocli", f"element vertex {len(points)}"]
-    header += [f"property {names[kind]} {name}" for name, kind in fields]
-    body = vertices.tobytes()
-    if faces is not None:
-        header += [f"element face {len(faces)}", "property list uchar int vertex_indices"]
-        records = np.empty(len(faces), dtype=[("n", "u1"), ("v", "<i4", (3,))])
-        records["n"], records["v"] = 3, faces
-        body += records.tobytes()
+        vertex |= dict(zip(("red", "green", "blue"), np.round(np.clip(colors, 0.0, 1.0) * 255).astype(np.uint8).T))
+    data = _ply_bytes(vertex, faces, {}, ["written by geocli"])
     with atomic_write(path) as handle:
-        handle.write(("\n".join([*header, "end_header"]) + "\n").encode("ascii") + body)
+        handle.write(data)
