@@ -373,6 +373,9 @@ def _print_table(records: list[dict[str, Any]]) -> None:
     _print_whole(table)
 
 
+LEGEND_FILE = "labels.json"  # beside segment's outputs: each label's id, part name and colour, and the model
+
+
 class SegmentFormat(str, Enum):
     ply = "ply"
     npy = "npy"
@@ -417,9 +420,14 @@ def segment(
     targets, failures = _output_targets(files, bad, out, output_format.value)  # refusals before any work
     loaded = _load(model, device, "segment")
     from geocli.api import segment as run_segment
-    from geocli.io.writers import Legend, write_segmentation
+    from geocli.io.writers import Legend, write_legend, write_segmentation
 
     legend = Legend.of(loaded.card)
+    try:  # before any output, so that every output under --out has it, an interrupted batch's too
+        write_legend(out / LEGEND_FILE, legend)
+    except OSError as error:
+        report_error(f"cannot write {out / LEGEND_FILE} ({error.strerror or error})")
+        raise typer.Exit(1) from None
 
     todo = []
     for path, target in targets.items():
@@ -636,21 +644,25 @@ def info(files: Annotated[list[str], typer.Argument(help="Geometry files.")]) ->
 
 @app.command()
 def models(
-    name: Annotated[str | None, typer.Argument(help="Show this model's whole card.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+    name: Annotated[
+        str | None, typer.Argument(help="Show this model (a name, or the path of a .json card): a summary, or --json.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON: the cards, or this model's whole card.")] = False,
     markdown: Annotated[bool, typer.Option("--markdown", help="A Markdown table (for the README).")] = False,
 ) -> None:
-    """List the shipped models, or show one model's card."""
+    """List the shipped models, or show one model: what it is, its figures and its classes (--json: its card)."""
     from geocli.zoo import ModelError, list_models, read_card, resolve
 
-    if name:
-        try:
-            card = read_card(resolve(name)[0])
-        except ModelError as error:
-            fail_usage(str(error))
-        typer.echo(json.dumps(card, indent=2))
+    try:
+        cards = [read_card(resolve(name)[0])] if name else list_models()
+    except ModelError as error:
+        fail_usage(str(error))
+    if name and as_json:
+        typer.echo(json.dumps(cards[0], indent=2))
         return
-    cards = list_models()
+    if name:
+        _print_card(cards[0])
+        return
     if as_json:
         typer.echo(json.dumps(cards, indent=2))
         return
@@ -690,17 +702,67 @@ def _print_families() -> None:
     _print_whole(table)
 
 
-def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.1f}"
+def _print_card(card: ModelCard) -> None:
+    """``geocli models NAME``: what the model is, its figures as the models table has them, and its classes.
+
+    A segmenter's classes are listed by category (one line each, not 94), a classifier's in
+    columns; every value from the card is printed as text, never read as Rich markup.
+    """
+    from rich.columns import Columns
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    title, header, row = MODEL_TABLES[card["task"]]
+    console = Console()
+    console.print(Text(f"{card['name']}: {'part segmenter' if card['task'] == 'segment' else 'classifier'}", "bold"))
+    if isinstance(card.get("description"), str):
+        console.print(Text(card["description"]))
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold", no_wrap=True)
+    facts.add_column(overflow="fold")
+    facts.add_row("figures", Text(title))
+    for heading, value in [*zip(header, row(card)), ("invariance", str(card.get("invariance", "-")))]:
+        facts.add_row(heading, Text(value))
+    facts.add_row("weights sha256", Text(str(_dig(card, "weights", "sha256") or "-")))
+    _print_whole(facts)  # a pipe gets the hash on one line
+    parts: dict[str, list[str]] = {}
+    for index, name in enumerate(card["classes"]):
+        category, _, part = name.rpartition("/")
+        parts.setdefault(category, []).append(f"{index} {part}")
+    console.print(Text(f"classes ({len(card['classes'])})", "bold"))
+    if card["task"] == "segment":
+        categories = Table.grid(padding=(0, 2))
+        categories.add_column(no_wrap=True)
+        categories.add_column()
+        for category, named in parts.items():
+            categories.add_row(Text(category), Text(", ".join(named)))
+        console.print(categories)
+    else:
+        console.print(Columns([Text(f"{i:>3} {name}") for i, name in enumerate(card["classes"])], column_first=True))
+
+
+def _dig(card: Any, *keys: str) -> Any:
+    """``card[k1][k2]...``, or ``None`` where a key is missing or a level is not an object (a user's odd card)."""
+    for key in keys:
+        if not isinstance(card, dict):
+            return None
+        card = card.get(key)
+    return card
+
+
+def _percent(value: Any) -> str:
+    return f"{value * 100:.1f}" if isinstance(value, int | float) and not isinstance(value, bool) else "-"
 
 
 def _card_common(card: ModelCard) -> tuple[list[str], list[str]]:
     """Columns every model has: identity first, training size last."""
     head = [card["name"], card["family"], str(len(card["classes"])), str(card["input_points"])]
+    size = _dig(card, "weights", "bytes")
     tail = [
-        _percent(card.get("metrics", {}).get("rotation_agreement", {}).get("agreement")),
+        _percent(_dig(card, "metrics", "rotation_agreement", "agreement")),
         _epochs(card.get("training", {})),
-        f"{card['weights']['bytes'] / 1e6:.1f}",
+        f"{size / 1e6:.1f}" if isinstance(size, int) else "-",
     ]
     return head, tail
 
@@ -716,31 +778,21 @@ def _epochs(training: dict[str, Any]) -> str:
 
 def _classifier_row(card: ModelCard) -> list[str]:
     """One classifier's summary; every figure is read from the card's eval-produced metrics."""
-    protocols = card.get("metrics", {}).get("protocols", {})
     head, tail = _card_common(card)
-    return [
-        *head,
-        *(
-            _percent(protocols.get(p, {}).get("overall_accuracy"))
-            for p in ("z/z", "z/SO3", "SO3/SO3", "single-view/SO3")
-        ),
-        *tail,
-    ]
+    protocols = ("z/z", "z/SO3", "SO3/SO3", "single-view/SO3")
+    return [*head, *(_percent(_dig(card, "metrics", "protocols", p, "overall_accuracy")) for p in protocols), *tail]
 
 
 def _segmenter_row(card: ModelCard) -> list[str]:
     """One segmenter's summary: point accuracy as given and under SO3, then SO3 mean IoUs."""
-    protocols = card.get("metrics", {}).get("protocols", {})
-    so3 = protocols.get("SO3", {})
     head, tail = _card_common(card)
-    return [
-        *head,
-        _percent(protocols.get("as given", {}).get("point_accuracy")),
-        _percent(so3.get("point_accuracy")),
-        _percent(so3.get("category_miou")),
-        _percent(so3.get("instance_miou")),
-        *tail,
+    figures = [
+        ("as given", "point_accuracy"),
+        ("SO3", "point_accuracy"),
+        ("SO3", "category_miou"),
+        ("SO3", "instance_miou"),
     ]
+    return [*head, *(_percent(_dig(card, "metrics", "protocols", *figure)) for figure in figures), *tail]
 
 
 MODEL_TABLES = {

@@ -156,7 +156,7 @@ def test_models_table_json_and_card() -> None:
     card = next(c for c in cards if c["name"] == MODEL)
     assert card["metrics"]["produced_by"] == "geocli eval"
     assert {"z/z", "z/SO3", "SO3/SO3"} <= set(card["metrics"]["protocols"])  # single-view/SO3 since it existed
-    assert json.loads(run("models", MODEL).stdout)["weights"]["sha256"] == card["weights"]["sha256"]
+    assert json.loads(run("models", MODEL, "--json").stdout)["weights"]["sha256"] == card["weights"]["sha256"]
 
 
 def test_info_reports_geometry(tmp_path: Path) -> None:

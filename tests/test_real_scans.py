@@ -20,12 +20,16 @@ from laspy.vlrs.known import GeoKeyDirectoryVlr, GeoKeyEntryStruct, WktCoordinat
 from typer.testing import CliRunner
 
 from geocli.cli import app
+from geocli.defaults import DEFAULT_SEGMENTER as SEGMENTER
 from geocli.io import read_geometry
 from geocli.io.las import decimals, las_classification
 from geocli.io.ply import read_header
 from geocli.io.writers import decimal_strings
 
 runner = CliRunner()
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES, MODELS = REPO / "sample_data", REPO / "models"
+
 WKT = 'PROJCS["WGS 84 / UTM zone 32N",GEOGCS["WGS 84"],UNIT["metre",1]]'
 SCALE, OFFSET = 0.001, (512000.0, 5423000.0, 300.0)
 
@@ -180,7 +184,7 @@ def test_any_input_as_laz_and_a_labelled_las_segmented_again(tmp_path: Path) -> 
     human_1.ply has human part labels of its own, in a ``label`` property: they go on as ``input_label``, and the
     first run's ``label`` as ``input_input_label`` in the second run's output (each name an ``input_`` further).
     """
-    human = Path(__file__).resolve().parents[1] / "sample_data" / "human_1.ply"
+    human = SAMPLES / "human_1.ply"
     code, out, err = segment(str(human), "--out", str(tmp_path / "first"), "-f", "laz")
     assert (code, err) == (0, ""), err
     first = laspy.read(json.loads(out)["output"])
@@ -209,3 +213,51 @@ def test_decimal_precision_helpers() -> None:
     assert decimals(0.001, 512000.0) == 3 and decimals(0.25) == 2 and decimals(1 / 3) is None
     assert decimal_strings(np.array([0.1, 512345.678, 1e-7], dtype=np.float64)) == ["0.1", "512345.678", "1e-07"]
     assert decimal_strings(np.float32([0.3, 2.5]).astype(np.float64)) == ["0.3", "2.5"]
+
+
+# --- self-describing outputs ---------------------------------------------------------------------
+
+
+def test_outputs_name_their_model_and_parts_and_a_batch_gets_labels_json(tmp_path: Path) -> None:
+    card = json.loads((MODELS / f"{SEGMENTER}.json").read_text())
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    for name in ("cow_2048.ply", "igea_2048.xyz"):
+        (scans / name).write_bytes((SAMPLES / name).read_bytes())
+    code, _, err = segment(str(scans), "--out", str(tmp_path / "out"))
+    assert (code, err) == (0, ""), err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "cow_2048.ply.ply",
+        "igea_2048.xyz.ply",
+        "labels.json",
+    ]
+    legend = json.loads((tmp_path / "out" / "labels.json").read_text())
+    assert legend["model"] == SEGMENTER and legend["weights_sha256"] == card["weights"]["sha256"]
+    assert [(entry["id"], entry["name"]) for entry in legend["labels"]] == list(enumerate(card["classes"]))
+
+    output = tmp_path / "out" / "cow_2048.ply.ply"
+    header = output.read_bytes().split(b"end_header")[0].decode().splitlines()
+    comments = [line.removeprefix("comment ") for line in header if line.startswith("comment ")]
+    assert f"model {SEGMENTER}" in comments and f"weights sha256 {card['weights']['sha256']}" in comments
+    assert [line for line in comments if line.startswith("label ")] == [
+        f"label {i} {name}" for i, name in enumerate(card["classes"])
+    ]
+    written = read_geometry(output)
+    colours = {entry["id"]: entry["color"] for entry in legend["labels"]}
+    for label, colour in zip(written.extra["label"], np.round(written.colors * 255).astype(int).tolist()):
+        assert colours[int(label)] == colour  # labels.json gives the colours the PLY has
+
+
+def test_models_name_is_a_readable_summary_and_json_the_card() -> None:
+    card = json.loads((MODELS / f"{SEGMENTER}.json").read_text())
+    result = runner.invoke(app, ["models", SEGMENTER], env={"COLUMNS": "100"})
+    assert result.exit_code == 0, result.stderr
+    lines = [line.rstrip() for line in result.stdout.splitlines()]
+    assert lines[0] == f"{SEGMENTER}: part segmenter"
+    figures = card["metrics"]["protocols"]["SO3"]
+    assert any(
+        line.split() == ["category", "mIoU", "SO3", "%", f"{figures['category_miou'] * 100:.1f}"] for line in lines
+    )
+    assert any(line.split() == ["weights", "sha256", card["weights"]["sha256"]] for line in lines)
+    assert "classes (94)" in lines and any(line.startswith("Airplane ") and "0 body, 1 wing" in line for line in lines)
+    assert json.loads(runner.invoke(app, ["models", SEGMENTER, "--json"]).stdout) == card

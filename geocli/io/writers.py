@@ -103,11 +103,14 @@ class Legend:
 
 
 def write_legend(path: str | os.PathLike, legend: Legend) -> None:
-    """``labels.json``: the model, its weights' sha256 and every label's id, part name and colour, atomically."""
-    document = {"model": legend.model, "weights_sha256": legend.weights_sha256, "labels": legend.entries()}
+    """``labels.json``: the model, its weights' sha256 and every label's id, part name and colour, atomically.
+
+    One label a line, so that the file reads as a table.
+    """
+    labels = ",\n".join(f"    {json.dumps(entry)}" for entry in legend.entries())
+    head = f'  "model": {json.dumps(legend.model)},\n  "weights_sha256": {json.dumps(legend.weights_sha256)},\n'
     with atomic_write(path, "w") as handle:
-        json.dump(document, handle, indent=2)
-        handle.write("\n")
+        handle.write(f'{{\n{head}  "labels": [\n{labels}\n  ]\n}}\n')
 
 
 def input_attributes(geometry: Geometry) -> dict[str, np.ndarray]:
