@@ -3,7 +3,7 @@
 Each case is a sample file (sample_data/: PLY, PCD, XYZ, OBJ, OFF, STL, NPY) after one seeded
 mutation from tests/corpus/mutate.py (truncation, byte flips, header edits, chunk edits: the
 same code the bounded test in tests/test_fuzz.py runs). A worker process loads the default model
-once and, per case, runs what `geocli info` and `geocli classify` run: read_geometry(...).info()
+once and, per case, runs what `geocli info` and `geocli classify` run: geocli.io.describe.describe
 and geocli.api.classify. A case crashes when it gives
 
 * traceback:    an exception other than the one-line GeometryError (or a failed Prediction);

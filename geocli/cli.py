@@ -628,17 +628,29 @@ def align(
 
 
 @app.command()
-def info(files: Annotated[list[str], typer.Argument(help="Geometry files.")]) -> None:
-    """Print points, faces, bounds and attributes of each file as JSON."""
-    from geocli.io import GeometryError, read_geometry
+def info(
+    paths: Annotated[list[str], typer.Argument(help="Files, folders, globs, or '-' to read paths from stdin.")],
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
+    max_points: Annotated[
+        int | None, typer.Option(min=1, help="Refuse files with more points (default: geocli.io's limit).")
+    ] = None,
+) -> None:
+    """One JSON line per file: points, faces, bounds, its dimensions and their types, a LAS file's header."""
+    from geocli.io import GeometryError
+    from geocli.io.describe import describe
 
-    failures = 0
+    files, bad = _collect_inputs(paths, recursive)
+    for item in bad:
+        report_error(item.error)
+    failures = len(bad)
     for path in files:
         try:
-            typer.echo(json.dumps(read_geometry(path).info()))
+            record = describe(path) if max_points is None else describe(path, max_points)
         except GeometryError as error:
             failures += 1
-            report_error(str(error))
+            report_error(_cli_wording(str(error)))
+        else:
+            typer.echo(json.dumps(record))
     raise typer.Exit(1 if failures else 0)
 
 

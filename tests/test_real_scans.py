@@ -53,6 +53,7 @@ def utm_scan(path: Path, point_format: int, n: int = 1500, seed: int = 0) -> las
     start = np.array([345678, 456789, 0])  # 512345.678, 5423456.789, 300.000
     raw = start + rng.integers(0, [20_000, 10_000, 5_000], size=(n, 3))
     raw[: n // 2, 0] = start[0] + np.arange(n // 2)  # 1 mm apart
+    raw[0] = start  # the lowest corner
     las.X, las.Y, las.Z = raw.T
     for dimension in las.point_format.dimensions:
         if dimension.name in ("X", "Y", "Z"):
@@ -261,3 +262,59 @@ def test_models_name_is_a_readable_summary_and_json_the_card() -> None:
     assert any(line.split() == ["weights", "sha256", card["weights"]["sha256"]] for line in lines)
     assert "classes (94)" in lines and any(line.startswith("Airplane ") and "0 body, 1 wing" in line for line in lines)
     assert json.loads(runner.invoke(app, ["models", SEGMENTER, "--json"]).stdout) == card
+
+
+# --- geocli info -----------------------------------------------------------------------------------
+
+
+def float32_ply(path: Path, points: np.ndarray) -> None:
+    """An ASCII PLY of float32 x, y, z and a uchar ``intensity``: a scanner's export."""
+    rows = "".join(f"{x} {y} {z} 7\n" for x, y, z in points.astype(np.float32))
+    header = "".join(f"property float {a}\n" for a in "xyz") + "property uchar intensity\n"
+    path.write_text(f"ply\nformat ascii 1.0\nelement vertex {len(points)}\n{header}end_header\n{rows}")
+
+
+def test_info_takes_folders_and_globs_and_gives_dimensions_types_and_las_header(tmp_path: Path) -> None:
+    scans = tmp_path / "scans"
+    (scans / "sub").mkdir(parents=True)
+    utm_scan(scans / "sub" / "survey.laz", 7, n=300)
+    float32_ply(scans / "part.ply", np.array([[0.3, 0.1, 2.5], [1.0, -0.7, 0.2], [0.5, 0.5, 0.5]]))
+    (scans / "notes.md").write_text("# not geometry\n")
+    (scans / "broken.ply").write_bytes(b"ply\nformat ascii 1.0\nelement vertex 5\n")
+
+    result = runner.invoke(app, ["info", str(scans), "-r"])
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"geocli: error: {scans / 'broken.ply'}: ")
+    records = {Path(r["path"]).name: r for r in map(json.loads, result.stdout.splitlines())}
+    assert sorted(records) == ["part.ply", "survey.laz"]
+
+    part = records["part.ply"]
+    assert part["points"] == 3 and part["faces"] == 0
+    assert part["dimensions"] == [
+        *({"name": a, "type": "float32"} for a in "xyz"),
+        {"name": "intensity", "type": "uint8"},
+    ]
+    assert part["bounds"] == {"min": [0.3, -0.7, 0.2], "max": [1.0, 0.5, 2.5]}  # float32 values, no float32 noise
+    survey = records["survey.laz"]
+    assert survey["bounds"]["min"][0] == 512345.678 and '"min": [512345.678, 5423456.789, 300.0]' in result.stdout
+    dims = {d["name"]: d for d in survey["dimensions"]}
+    assert (
+        dims["X"]["type"] == "int32"
+        and dims["intensity"]["type"] == "uint16"
+        and dims["reflectance"]["type"] == "float32"
+    )
+    assert dims["classification"] == {"name": "classification", "type": "uint8"}  # all 8 bits in format 7
+    assert dims["return_number"] == {"name": "return_number", "type": "uint8", "bits": 4}
+    assert survey["las"] == {
+        "version": "1.4",
+        "point_format": 7,
+        "point_count": 300,
+        "scale": [SCALE] * 3,
+        "offset": list(OFFSET),
+        "compressed": True,
+        "crs": {"epsg": 32632, "wkt": WKT},
+    }
+
+    globbed = runner.invoke(app, ["info", str(scans / "*.ply"), "-"], input=f"{scans / 'sub' / 'survey.laz'}\n")
+    assert [Path(json.loads(line)["path"]).name for line in globbed.stdout.splitlines()] == ["part.ply", "survey.laz"]
+    assert globbed.exit_code == 1 and globbed.stderr.count("\n") == 1  # broken.ply again

@@ -125,6 +125,24 @@ def point_dimensions(las: Any) -> dict[str, np.ndarray]:
     return found
 
 
+def dimensions(path: str) -> list[dict[str, Any]]:
+    """Every dimension of the point format, as stored: ``X, Y, Z`` int32 (scaled by the header), bit fields as
+    uint8 with their ``bits``, an extra dimension of several values a point with its ``count``."""
+    import laspy
+
+    with laspy.open(path) as reader:
+        found = []
+        for dimension in reader.header.point_format.dimensions:
+            kind = dimension.dtype
+            entry: dict[str, Any] = {"name": dimension.name, "type": str(np.dtype(np.uint8) if kind is None else kind)}
+            if kind is None:
+                entry["bits"] = int(dimension.num_bits)
+            elif kind.subdtype:
+                entry["type"], entry["count"] = str(kind.subdtype[0]), int(np.prod(kind.subdtype[1]))
+            found.append(entry)
+    return found
+
+
 def header_facts(path: str) -> dict[str, Any]:
     """What ``geocli info`` shows of a LAS header: version, point format, count, scale, offset, CRS."""
     import laspy

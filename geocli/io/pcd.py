@@ -30,7 +30,7 @@ class _Field:
 
 
 @dataclass
-class _PcdHeader:
+class PcdHeader:
     fields: list[_Field]
     points: int
     encoding: str
@@ -40,12 +40,12 @@ class _PcdHeader:
 
 def read_pcd(path: str, max_points: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Points, normals (``normal_x/y/z``) and colours in [0, 1] (packed ``rgb``/``rgba``), ``None`` when absent."""
-    header = _read_header(path, max_points)
+    header = read_header(path, max_points)
     values: dict[str, np.ndarray] = {}
     for field, column in zip(header.fields, _read_columns(path, header)):
         values.setdefault(field.name, column)  # PCL repeats padding fields named "_"
     points = _stack(values, ("x", "y", "z"))
-    assert points is not None  # _read_header refuses a file without x, y, z
+    assert points is not None  # read_header refuses a file without x, y, z
     normals = _stack(values, ("normal_x", "normal_y", "normal_z"))
     packed = values.get("rgb", values.get("rgba"))
     colors = None
@@ -59,7 +59,7 @@ def _stack(values: dict[str, np.ndarray], names: tuple[str, ...]) -> np.ndarray 
     return np.column_stack([values[n][:, 0] for n in names]) if set(names) <= set(values) else None
 
 
-def _read_header(path: str, max_points: int) -> _PcdHeader:
+def read_header(path: str, max_points: int) -> PcdHeader:
     """Check the header against the max_points limit and the data that follow it."""
     lines: dict[str, list[bytes]] = {}
     with open(path, "rb") as handle:
@@ -93,7 +93,7 @@ def _read_header(path: str, max_points: int) -> _PcdHeader:
     encoding = lines["DATA"][0].decode("ascii", errors="replace") if lines["DATA"] else ""
     if encoding not in ("ascii", "binary", "binary_compressed"):
         raise GeometryError(path, f"invalid PCD header: unknown DATA type {encoding!r}")
-    return _PcdHeader(fields, points, encoding, data_start, available)
+    return PcdHeader(fields, points, encoding, data_start, available)
 
 
 def _ints(path: str, lines: dict[str, list[bytes]], key: str, default: list[int] | None = None) -> list[int]:
@@ -113,7 +113,7 @@ def _ints(path: str, lines: dict[str, list[bytes]], key: str, default: list[int]
     return values
 
 
-def _read_columns(path: str, header: _PcdHeader) -> list[np.ndarray]:
+def _read_columns(path: str, header: PcdHeader) -> list[np.ndarray]:
     """Each field's values, shaped (points, COUNT), in the field's type."""
     n, fields = header.points, header.fields
     row = np.dtype([(f"f{j}", f.dtype, (f.count,)) for j, f in enumerate(fields)])
@@ -139,7 +139,7 @@ def _read_columns(path: str, header: _PcdHeader) -> list[np.ndarray]:
     ]
 
 
-def _ascii_columns(path: str, header: _PcdHeader, handle: IO[bytes]) -> list[np.ndarray]:
+def _ascii_columns(path: str, header: PcdHeader, handle: IO[bytes]) -> list[np.ndarray]:
     """Every value must be a number, and rows and columns must match the header."""
     declared, counts = header.points, [f.count for f in header.fields]
     columns = sum(counts)

@@ -149,11 +149,12 @@ def run_case(path: str, model: Any) -> dict[str, str]:
     need a separate process to observe: benchmarks/fuzz.py adds them.
     """
     from geocli.api import classify
-    from geocli.io import GeometryError, read_geometry
+    from geocli.io import GeometryError
+    from geocli.io.describe import describe
 
     try:
         try:
-            json.dumps(read_geometry(path).info())
+            json.dumps(describe(path))
             read = None
         except GeometryError as error:
             read = str(error)
