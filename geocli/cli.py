@@ -118,6 +118,14 @@ def report_warning(message: str) -> None:
     print(f"geocli: warning: {message}", file=sys.stderr, flush=True)
 
 
+def _non_negative_seed(value: int | None) -> int | None:
+    """``--seed``'s check, in every command: a seed is 0 or more (numpy refuses a negative one, which ended
+    ``check`` in a traceback and was taken by the others), and a negative one is one usage line, exit 2."""
+    if value is not None and value < 0:
+        fail_usage(f"--seed must be 0 or more, not {value}")
+    return value
+
+
 def _cli_wording(message: str) -> str:
     """An API error names the ``max_points`` argument; on the command line the knob is ``--max-points``."""
     return message.replace("(the limit can be raised)", "(raise it with --max-points)")
@@ -218,7 +226,7 @@ def classify(
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     batch_size: Annotated[int, typer.Option(min=1, help="Clouds per network pass.")] = 16,
-    seed: Annotated[int, typer.Option(help="Seed of mesh surface sampling.")] = 0,
+    seed: Annotated[int, typer.Option(callback=_non_negative_seed, help="Seed of mesh surface sampling.")] = 0,
     max_points: Annotated[
         int | None, typer.Option(min=1, help="Refuse files with more points (default: geocli.io's limit).")
     ] = None,
@@ -347,13 +355,19 @@ def _print_whole(table: Table) -> None:
     console.print(table)
 
 
+def _literal_row(table: Table, *cells: object) -> None:
+    """Add a row whose cells print as they are: a file or class named ``scan [v2]`` is text, not Rich markup
+    (which would print ``scan .ply`` for ``scan [v2].ply``, or fail on ``[/]``); every table here uses it."""
+    from rich.text import Text
+
+    table.add_row(*(Text(str(cell)) for cell in cells))
+
+
 def _print_table(records: list[dict[str, Any]]) -> None:
     """classify's records as a table: the same fields as JSON and CSV, every runner-up in one cell."""
     from rich.table import Column, Table
-    from rich.text import Text
 
-    # A path or an error folds onto more lines rather than lose its end in a narrow terminal;
-    # Text() keeps brackets in names from being read as Rich markup.
+    # A path or an error folds onto more lines rather than lose its end in a narrow terminal.
     table = Table(
         Column("file", overflow="fold"),
         "label",
@@ -367,9 +381,7 @@ def _print_table(records: list[dict[str, Any]]) -> None:
         runners_up = ", ".join(f"{top['label']} ({top['score']:.3f})" for top in record["top_k"][1:])
         score = "" if record["score"] is None else f"{record['score']:.3f}"
         counts = ("" if record[key] is None else str(record[key]) for key in ("points", "source_points"))
-        table.add_row(
-            Text(record["path"]), record["label"] or "", score, runners_up, *counts, Text(record["error"] or "")
-        )
+        _literal_row(table, record["path"], record["label"] or "", score, runners_up, *counts, record["error"] or "")
     _print_whole(table)
 
 
@@ -408,7 +420,7 @@ def segment(
     resume: Annotated[bool, typer.Option("--resume", help="Skip inputs whose output already exists.")] = False,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    seed: Annotated[int, typer.Option(help="Seed of mesh surface sampling.")] = 0,
+    seed: Annotated[int, typer.Option(callback=_non_negative_seed, help="Seed of mesh surface sampling.")] = 0,
     max_points: Annotated[
         int | None, typer.Option(min=1, help="Refuse files with more points (default: geocli.io's limit).")
     ] = None,
@@ -515,7 +527,9 @@ def check(
     ] = OutputFormat.table,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    seed: Annotated[int, typer.Option(help="Seed of the poses and of mesh surface sampling.")] = 0,
+    seed: Annotated[
+        int, typer.Option(callback=_non_negative_seed, help="Seed of the poses and of mesh surface sampling.")
+    ] = 0,
     max_points: Annotated[
         int | None, typer.Option(min=1, help="Refuse files with more points (default: geocli.io's limit).")
     ] = None,
@@ -559,7 +573,6 @@ def _share(value: float | None) -> str:
 def _print_check_table(records: list[dict[str, Any]], task: str) -> None:
     """check's records as a table; a segmenter's label is the shape's category, and it has a category column."""
     from rich.table import Column, Table
-    from rich.text import Text
 
     segmenter = task == "segment"
     headings = ["category" if segmenter else "label", "poses", "points alike %" if segmenter else "agreement %"]
@@ -568,13 +581,14 @@ def _print_check_table(records: list[dict[str, Any]], task: str) -> None:
     for record in records:
         change = "" if record["max_score_change"] is None else f"{record['max_score_change']:.2g}"
         shares = [_share(record["agreement"])] + ([_share(record["category_agreement"])] if segmenter else [])
-        table.add_row(
-            Text(record["path"]),
+        _literal_row(
+            table,
+            record["path"],
             record["label"] or "",
             str(record["rotations"] or ""),
             *shares,
             change,
-            Text(record["error"] or ""),
+            record["error"] or "",
         )
     _print_whole(table)
 
@@ -589,7 +603,7 @@ def align(
         str, typer.Option("--model", "-m", help="The model whose input defines the frame (name or .json card).")
     ] = DEFAULT_CLASSIFIER,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
-    seed: Annotated[int, typer.Option(help="Seed of mesh surface sampling.")] = 0,
+    seed: Annotated[int, typer.Option(callback=_non_negative_seed, help="Seed of mesh surface sampling.")] = 0,
     max_points: Annotated[
         int | None, typer.Option(min=1, help="Refuse files with more points (default: geocli.io's limit).")
     ] = None,
@@ -695,7 +709,7 @@ def models(
             for column, heading in enumerate(header):
                 table.add_column(heading, min_width=max(len(cells[column]) for cells in rows))
             for cells in rows:
-                table.add_row(*cells)
+                _literal_row(table, *cells)
             _print_whole(table)
     if not markdown:
         _print_families()
@@ -710,7 +724,7 @@ def _print_families() -> None:
     for heading in ("family", "invariance", "recipes"):
         table.add_column(heading)
     for name in list_families():
-        table.add_row(name, FAMILIES[name].invariance, ", ".join(FAMILIES[name].recipes))
+        _literal_row(table, name, FAMILIES[name].invariance, ", ".join(FAMILIES[name].recipes))
     _print_whole(table)
 
 
@@ -733,10 +747,10 @@ def _print_card(card: ModelCard) -> None:
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold", no_wrap=True)
     facts.add_column(overflow="fold")
-    facts.add_row("figures", Text(title))
-    for heading, value in [*zip(header, row(card)), ("invariance", str(card.get("invariance", "-")))]:
-        facts.add_row(heading, Text(value))
-    facts.add_row("weights sha256", Text(str(_dig(card, "weights", "sha256") or "-")))
+    _literal_row(facts, "figures", title)
+    for heading, value in [*zip(header, row(card)), ("invariance", card.get("invariance", "-"))]:
+        _literal_row(facts, heading, value)
+    _literal_row(facts, "weights sha256", _dig(card, "weights", "sha256") or "-")
     _print_whole(facts)  # a pipe gets the hash on one line
     parts: dict[str, list[str]] = {}
     for index, name in enumerate(card["classes"]):
@@ -748,7 +762,7 @@ def _print_card(card: ModelCard) -> None:
         categories.add_column(no_wrap=True)
         categories.add_column()
         for category, named in parts.items():
-            categories.add_row(Text(category), Text(", ".join(named)))
+            _literal_row(categories, category, ", ".join(named))
         console.print(categories)
     else:
         console.print(Columns([Text(f"{i:>3} {name}") for i, name in enumerate(card["classes"])], column_first=True))
@@ -867,7 +881,7 @@ def train(
     batch_size: Annotated[int | None, typer.Option(min=2)] = None,
     points: Annotated[int | None, typer.Option(min=32, help="Input points per shape.")] = None,
     lr: Annotated[float | None, typer.Option()] = None,
-    seed: Annotated[int | None, typer.Option()] = None,
+    seed: Annotated[int | None, typer.Option(callback=_non_negative_seed)] = None,
     init: Annotated[
         Path | None,
         typer.Option(
@@ -952,7 +966,7 @@ def evaluate(
         Path | None, typer.Option(help="Data folder (default: the model's data set under ../shared/data).")
     ] = None,
     update_card: Annotated[bool, typer.Option(help="Copy the figures onto the model's card.")] = False,
-    seed: Annotated[int, typer.Option(help="Seed of the protocol rotations.")] = 0,
+    seed: Annotated[int, typer.Option(callback=_non_negative_seed, help="Seed of the protocol rotations.")] = 0,
     limit: Annotated[
         int | None, typer.Option(min=1, help="Only the first N test shapes (smoke tests; never on cards).")
     ] = None,

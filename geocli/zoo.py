@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import struct
 from collections.abc import Mapping
@@ -21,15 +22,20 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypedDict, cast, get_origin, get_type_hints
 
+import torch
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
 from geocli.defaults import DEFAULT_CLASSIFIER
 from geocli.io.atomic import atomic_write
+from geocli.io.errors import one_line
 from geocli.nets.registry import TASKS, Network, create_model
 
 CARD_VERSION = 1  # what save_model writes
 READABLE_CARD_VERSIONS = (1,)  # what read_card accepts; a card without card_version predates it and is 1
+MAX_INPUT_POINTS = 1 << 16
+"""A network's input is a sample of the cloud (the shipped models take 512 or 1024 points); a card asking for
+more is a mistake, and one asking for 10**12 made every input allocate terabytes before anything was said."""
 
 
 class WeightsInfo(TypedDict, total=False):
@@ -102,8 +108,10 @@ def validate_card(data: object, source: str | os.PathLike) -> ModelCard:
         raise ModelError(f"{source}: model card task {data['task']!r} is not one of {', '.join(TASKS)}")
     if not data["classes"] or not all(isinstance(name, str) for name in data["classes"]):
         raise ModelError(f"{source}: model card classes should be a non-empty list of names")
-    if data["input_points"] < 1:
-        raise ModelError(f"{source}: model card input_points should be positive, not {data['input_points']}")
+    if not 1 <= data["input_points"] <= MAX_INPUT_POINTS:
+        raise ModelError(
+            f"{source}: model card input_points should be 1 to {MAX_INPUT_POINTS:,}, not {data['input_points']:,}"
+        )
     return cast(ModelCard, data)
 
 
@@ -220,7 +228,30 @@ def load_model(name_or_path: str | os.PathLike = DEFAULT_CLASSIFIER, device: str
     if tensors.keys() != expected.keys() or any(tensors[k].shape != expected[k].shape for k in expected):
         raise ModelError(f"{weights_path}: tensors do not match the architecture its card describes")
     net.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()})
-    return LoadedModel(net.eval().to(device), card)
+    net = net.eval().to(device)
+    _check_runs(net, card, card_path, device)
+    return LoadedModel(net, card)
+
+
+def _check_runs(net: Network, card: ModelCard, card_path: Path, device: str) -> None:
+    """Run the network once on a fixed cloud of its input size, or raise a one-line :class:`ModelError`.
+
+    Hyper-parameters can build a network that cannot run (``"k": -3``, ``"k": null``): without
+    this, a user's card failed in the middle of the first batch, with a traceback. The cloud is
+    an ellipsoid of distinct axes (frames are defined), and the global random state is left as
+    it was, so loading a model changes no seeded result.
+    """
+    n = card["input_points"]
+    turns = torch.arange(n, dtype=torch.float32) * (math.pi * (3 - math.sqrt(5)))  # a Fibonacci sphere
+    heights = 1 - 2 * (torch.arange(n, dtype=torch.float32) + 0.5) / n
+    ring = torch.sqrt(1 - heights**2)
+    cloud = torch.stack([ring * torch.cos(turns), 0.7 * ring * torch.sin(turns), 0.4 * heights], dim=1)
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            net(cloud[None].to(device))
+    except Exception as error:  # the families raise anything from ValueError to IndexError
+        problem = f"card describes a network that cannot run on {n} points ({one_line(error)})"
+        raise ModelError(f"{card_path}: {problem}") from None
 
 
 def save_model(net: Network, card: Mapping[str, Any], folder: Path, half: bool = True) -> Path:

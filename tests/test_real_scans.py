@@ -318,3 +318,77 @@ def test_info_takes_folders_and_globs_and_gives_dimensions_types_and_las_header(
     globbed = runner.invoke(app, ["info", str(scans / "*.ply"), "-"], input=f"{scans / 'sub' / 'survey.laz'}\n")
     assert [Path(json.loads(line)["path"]).name for line in globbed.stdout.splitlines()] == ["part.ply", "survey.laz"]
     assert globbed.exit_code == 1 and globbed.stderr.count("\n") == 1  # broken.ply again
+
+
+# --- user text is text, and odd arguments are one line -------------------------------------------
+
+MARKUP_NAMES = ["scan [v2].ply", "[bold]chair.pcd", "odd[/]scan.xyz"]  # the last: a file "]scan.xyz" in "odd["
+
+
+def test_names_with_rich_markup_print_as_they_are(tmp_path: Path) -> None:
+    """`scan [v2].ply` printed as `scan .ply`, and `[/]` can end Rich with an error: every table cell is literal."""
+    (tmp_path / "odd[").mkdir()
+    for name, sample in zip(MARKUP_NAMES, ["cow_2048.ply", "chair_0001.pcd", "igea_2048.xyz"]):
+        (tmp_path / name).write_bytes((SAMPLES / sample).read_bytes())
+    models = tmp_path / "models"
+    models.mkdir()
+    card = json.loads((MODELS / "tinvnn-edge-modelnet40.json").read_text())
+    card |= {"name": "odd [v2]", "classes": [f"[bold]{name}[/]" for name in card["classes"]]}
+    (models / "odd.json").write_text(json.dumps(card))
+    (models / "odd.safetensors").write_bytes((MODELS / "tinvnn-edge-modelnet40.safetensors").read_bytes())
+    env = {"GEOCLI_MODELS": str(models), "COLUMNS": "200"}
+
+    paths = [str(tmp_path / name) for name in MARKUP_NAMES]
+    for command in (["classify", *paths, "-m", "odd", "-k", "2"], ["check", *paths, "-m", "odd", "-n", "1"]):
+        result = runner.invoke(app, command, env=env)
+        assert result.exit_code == 0, result.output
+        for path in paths:
+            assert path in result.stdout, (command[0], path)
+        assert "[bold]chair[/]" in result.stdout  # the chair's class, as the card names it
+    listing = runner.invoke(app, ["models"], env=env)
+    assert listing.exit_code == 0 and "odd [v2]" in listing.stdout
+    summary = runner.invoke(app, ["models", "odd"], env=env)
+    assert summary.exit_code == 0 and "8 [bold]chair[/]" in summary.stdout and "odd [v2]" in summary.stdout
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["classify", str(SAMPLES / "teapot.obj")],
+        ["segment", str(SAMPLES / "teapot.obj"), "--out", "unused"],
+        ["check", str(SAMPLES / "teapot.obj")],
+        ["align", str(SAMPLES / "teapot.obj"), "--out", "unused"],
+        ["eval", "tinvnn-edge-psb"],
+        ["train", "--out", "unused"],
+    ],
+)
+def test_a_negative_seed_is_one_usage_line(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--seed", "-1"])
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == "geocli: error: --seed must be 0 or more, not -1\n"
+    assert not Path("unused").exists()
+
+
+def test_a_malformed_card_given_by_path_is_one_usage_line(tmp_path: Path) -> None:
+    card = json.loads((MODELS / f"{SEGMENTER}.json").read_text())
+    malformed = {
+        "not_json": "{'name': 1}",
+        "a_list": "[]",
+        "no_classes": json.dumps({key: value for key, value in card.items() if key != "classes"}),
+        "odd_type": json.dumps({**card, "input_points": "1024"}),
+        "huge_input": json.dumps({**card, "input_points": 10**12}),
+        "unknown_family": json.dumps({**card, "family": "nope"}),
+        "hparams_that_build_but_cannot_run": json.dumps({**card, "hparams": {**card["hparams"], "k": -3}}),
+        "hparams_null": json.dumps({**card, "hparams": {**card["hparams"], "k": None}}),
+    }
+    for name, text in malformed.items():
+        (tmp_path / f"{name}.json").write_text(text)
+        (tmp_path / f"{name}.safetensors").write_bytes((MODELS / f"{SEGMENTER}.safetensors").read_bytes())
+        path = str(tmp_path / f"{name}.json")
+        for command in (["segment", str(SAMPLES / "teapot.obj"), "--out", str(tmp_path / "out"), "-m", path],):
+            result = runner.invoke(app, command)
+            assert (result.exit_code, result.stdout) == (2, ""), (name, result.output)
+            assert result.stderr.startswith(f"geocli: error: {tmp_path / name}.") and result.stderr.count("\n") == 1
+        if name in ("not_json", "a_list", "no_classes", "odd_type", "huge_input"):  # what models NAME reads
+            result = runner.invoke(app, ["models", path])
+            assert result.exit_code == 2 and result.stderr.count("\n") == 1, (name, result.output)

@@ -138,7 +138,12 @@ def test_segment_cli_batch(tiny_segmenter: tuple[Path, Path], tmp_path: Path) ->
         source = read_geometry(record["input"])
         assert len(written.points) == len(source.points) == record["points"] == sum(record["parts"].values())
         assert record["category"] in {"Cup", "Glasses", "Plier", "Table"}
-    assert sorted(p.name for p in out.iterdir()) == ["cow_2048.ply.ply", "igea_2048.xyz.ply", "teapot.obj.ply"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "cow_2048.ply.ply",
+        "igea_2048.xyz.ply",
+        "labels.json",
+        "teapot.obj.ply",
+    ]
 
     again = segment(str(scans), "--out", str(out), "-m", str(card_path), "--resume", "--device", "cpu")
     skipped = [json.loads(line) for line in again.stdout.splitlines()]
