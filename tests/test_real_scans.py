@@ -210,6 +210,20 @@ def test_las_classification_fits_the_point_format() -> None:
     assert las_classification(labels, 3, classes).tolist() == [0, 2, 0, 1, 31]  # X/p39 is its category's 40th
 
 
+def test_las_coordinates_are_the_decimals_the_header_means(tmp_path: Path) -> None:
+    """With offset 0, laspy's X * 0.001 is a neighbouring double for about one coordinate in five."""
+    header = laspy.LasHeader(point_format=0, version="1.2")
+    header.scales, header.offsets = [SCALE] * 3, [0.0] * 3
+    las = laspy.LasData(header)
+    raw = np.arange(512_345_000, 512_346_000)
+    las.X, las.Y, las.Z = raw, raw, raw % 1000
+    las.write(tmp_path / "offset0.las")
+    points = read_geometry(tmp_path / "offset0.las").points
+    assert 0.1 < np.mean(laspy.read(tmp_path / "offset0.las").x != points[:, 0]) < 0.3
+    np.testing.assert_array_equal(points[:, 0], raw / 1000)  # each the double nearest the decimal
+    assert repr(float(points[671, 0])) == "512345.671"
+
+
 def test_decimal_precision_helpers() -> None:
     assert decimals(0.001, 512000.0) == 3 and decimals(0.25) == 2 and decimals(1 / 3) is None
     assert decimal_strings(np.array([0.1, 512345.678, 1e-7], dtype=np.float64)) == ["0.1", "512345.678", "1e-07"]

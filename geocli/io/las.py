@@ -2,10 +2,11 @@
 
 A LAS file stores each coordinate as an integer ``X`` with a header ``scale`` and ``offset``
 (``x = X * scale + offset``, a survey scan at UTM easting 512345.678 is ``X = 345678`` with
-``scale 0.001``, ``offset 512000``). laspy computes that product in floating point, which gives
-``512345.67799999996`` for a third of the points; :func:`read_las` returns instead the double
-nearest the decimal value the header means, so the coordinate prints, writes to CSV and
-compares as ``512345.678``, and ``round((x - offset) / scale)`` still gives back ``X`` exactly.
+``scale 0.001``, ``offset 512000``). laspy computes that product in floating point, which can
+be a neighbouring double: with ``offset 0``, ``X = 512345671`` gives ``512345.67100000003``, as
+do about one in five coordinates. :func:`read_las` returns instead the double nearest the
+decimal value the header means, so the coordinate prints, writes to CSV and compares as
+``512345.671``, and ``round((x - offset) / scale)`` still gives back ``X`` exactly.
 
 :func:`write_las` writes a segmentation as LAS or LAZ. From a LAS input it is that file's
 points, every dimension, header (scale, offset, point format, version) and VLRs (the CRS) kept,
