@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -26,6 +28,7 @@ from geocli.geometry.sampling import normalize_unit_sphere, sample_surface
 from geocli.io import Geometry, GeometryError, read_geometry, validate_points
 from geocli.ops import farthest_point_sample, knn
 from geocli.parts import decode, part_categories
+from geocli.prefetch import prefetch
 from geocli.zoo import LoadedModel
 from geocli.zoo import load_model as _load_model
 
@@ -198,54 +201,111 @@ def classify(
     device: str = "auto",
     seed: int = 0,
     max_points: int | None = None,
+    workers: int = 0,
     on_result: Callable[[Prediction], None] | None = None,
 ) -> list[Prediction]:
     """Classify files or (N,3) arrays; a bad input yields a Prediction with ``error`` set.
 
     Results come back in input order, and ``on_result`` sees them in that order as soon
-    as each is known, so a caller can stream results and show progress on long lists.
+    as each is known, so a caller can stream results and show progress on long lists
+    (:func:`classify_iter` is the same as a generator). ``workers`` as in :func:`classify_iter`.
+    """
+    results = []
+    predictions = classify_iter(
+        inputs,
+        model,
+        top_k=top_k,
+        batch_size=batch_size,
+        device=device,
+        seed=seed,
+        max_points=max_points,
+        workers=workers,
+    )
+    with closing(predictions):
+        for prediction in predictions:
+            if on_result:
+                on_result(prediction)
+            results.append(prediction)
+    return results
+
+
+def classify_iter(
+    inputs: Input | Iterable[Input],
+    model: LoadedModel | str = DEFAULT_CLASSIFIER,
+    *,
+    top_k: int = 5,
+    batch_size: int = 16,
+    device: str = "auto",
+    seed: int = 0,
+    max_points: int | None = None,
+    workers: int = 0,
+) -> Generator[Prediction, None, None]:
+    """:func:`classify`'s predictions as a generator, each yielded in input order as soon as it is known.
+
+    ``workers`` threads read and prepare the next files (:func:`read_prepared`, run exactly as
+    with ``workers=0``, which does it here, one file after another) while the network runs
+    a batch. The next batch and two files per worker are prepared ahead (:func:`geocli.prefetch.prefetch`),
+    so at most two batches and two files per worker are held, however many inputs there are.
     """
     model = _model_for("classify", model, device)
-    items = _items(inputs)
-    results: list[Prediction | None] = [None] * len(items)
-    pending: list[tuple[int, str, NetworkInput, int]] = []  # position, name, network input, points as read
-    emitted = 0
+    held: list[Prediction | tuple[str, NetworkInput, int]] = []  # in order: failures, and clouds awaiting the network
+    read = partial(_read_prepared, n=model.input_points, seed=seed, max_points=max_points)
 
-    def settle(position: int, prediction: Prediction) -> None:
-        """Store a result and pass on every result now complete in input order."""
-        nonlocal emitted
-        results[position] = prediction
-        while emitted < len(results) and (done := results[emitted]) is not None:
-            if on_result:
-                on_result(done)
-            emitted += 1
+    def flush() -> list[Prediction]:
+        """Every held input's prediction, in order, after one network pass over the held clouds."""
+        waiting = [entry for entry in held if not isinstance(entry, Prediction)]
+        if not waiting:  # held starts with a cloud: nothing, then, is held
+            return []
+        logits = predict_logits(model, torch.from_numpy(np.stack([prepared.cloud for _, prepared, _ in waiting])))
+        predictions = iter(_predictions(model, logits, [name for name, _, _ in waiting], top_k))
+        out = []
+        for entry in held:
+            if not isinstance(entry, Prediction):
+                _, prepared, source_points = entry
+                entry = next(predictions)
+                entry.points, entry.source_points = int(prepared.cloud.shape[0]), source_points
+                entry.warnings = prepared.warnings
+            out.append(entry)
+        return out
 
-    def flush() -> None:
-        if not pending:
-            return
-        logits = predict_logits(model, torch.from_numpy(np.stack([prepared.cloud for _, _, prepared, _ in pending])))
-        names = [name for _, name, _, _ in pending]
-        for prediction, (position, _, prepared, source_points) in zip(
-            _predictions(model, logits, names, top_k), pending
-        ):
-            prediction.points, prediction.source_points = int(prepared.cloud.shape[0]), source_points
-            prediction.warnings = prepared.warnings
-            settle(position, prediction)
-        pending.clear()
+    window = batch_size + 2 * workers  # a whole next batch is prepared while the network runs this one
+    prepared_inputs = prefetch(read, _named(inputs), workers, window)
+    with closing(prepared_inputs):
+        for name, outcome in prepared_inputs:
+            if isinstance(outcome, GeometryError):
+                failed = Prediction(path=name, error=str(outcome))
+                if held:  # it waits behind the clouds before it, to keep input order
+                    held.append(failed)
+                else:
+                    yield failed
+                continue
+            geometry, prepared = outcome
+            held.append((name, prepared, len(geometry.points)))
+            if sum(not isinstance(entry, Prediction) for entry in held) >= batch_size:
+                yield from flush()
+                held.clear()
+        yield from flush()
 
-    for position, item in enumerate(items):
-        name = _name(item, position)
-        try:
-            geometry = as_geometry(item, name, max_points)
-            prepared = prepare_input(geometry, model.input_points, seed)
-        except GeometryError as error:
-            settle(position, Prediction(path=name, error=str(error)))
-            continue
-        pending.append((position, name, prepared, len(geometry.points)))
-        if len(pending) >= batch_size:
-            flush()
-    flush()
-    return results  # type: ignore[return-value]  # every slot is filled by now
+
+def read_prepared(item: Input, name: str, n: int, seed: int, max_points: int | None) -> tuple[Geometry, NetworkInput]:
+    """The per-file work before the network: read (or validate) the input and :func:`prepare_input` it."""
+    geometry = as_geometry(item, name, max_points)
+    return geometry, prepare_input(geometry, n, seed)
+
+
+def _read_prepared(
+    named: tuple[str, Input], n: int, seed: int, max_points: int | None
+) -> tuple[str, tuple[Geometry, NetworkInput] | GeometryError]:
+    """:func:`read_prepared` for :func:`prefetch`: the name goes along, an unusable input is a value, not a raise."""
+    name, item = named
+    try:
+        return name, read_prepared(item, name, n, seed, max_points)
+    except GeometryError as error:
+        return name, error
+
+
+def _named(inputs: Input | Iterable[Input]) -> Iterator[tuple[str, Input]]:
+    return ((_name(item, position), item) for position, item in enumerate(_items(inputs)))
 
 
 def _items(inputs: Input | Iterable[Input]) -> list[Input]:
@@ -309,7 +369,11 @@ def segment_geometry(model: LoadedModel, geometry: Geometry, seed: int = 0) -> S
     or scaling, so the carried-back labels stay invariant, and they follow any
     permutation of the input points.
     """
-    prepared = prepare_input(geometry, model.input_points, seed)
+    return _segment_prepared(model, geometry, prepare_input(geometry, model.input_points, seed))
+
+
+def _segment_prepared(model: LoadedModel, geometry: Geometry, prepared: NetworkInput) -> Segmentation:
+    """:func:`segment_geometry` after :func:`prepare_input`: the network, and its labels carried back to every point."""
     normalised, cloud = prepared.normalised, prepared.cloud
     categories, category_of = part_categories(model.classes)
     decoded = decode(predict_logits(model, torch.from_numpy(cloud)[None]), category_of)
@@ -337,22 +401,24 @@ def segment(
     device: str = "auto",
     seed: int = 0,
     max_points: int | None = None,
-) -> Iterator[Segmentation]:
+    workers: int = 0,
+) -> Generator[Segmentation, None, None]:
     """Part labels for files or (N,3) arrays, one :class:`Segmentation` per input, in order.
 
     A generator, unlike :func:`classify`: each result holds a label per input point, and
     a folder of million-point scans must not be held in memory at once. A bad input
-    yields a result with ``error`` set.
+    yields a result with ``error`` set. ``workers`` threads read and prepare the next
+    inputs (two each at most) while the network labels this one, as in :func:`classify_iter`.
     """
     model = _model_for("segment", model, device)
-    for position, item in enumerate(_items(inputs)):
-        name = _name(item, position)
-        try:
-            geometry = as_geometry(item, name, max_points)
-        except GeometryError as error:
-            yield Segmentation(path=name, error=str(error))
-            continue
-        yield segment_geometry(model, geometry, seed)
+    read = partial(_read_prepared, n=model.input_points, seed=seed, max_points=max_points)
+    prepared_inputs = prefetch(read, _named(inputs), workers, 2 * workers)
+    with closing(prepared_inputs):
+        for name, outcome in prepared_inputs:
+            if isinstance(outcome, GeometryError):
+                yield Segmentation(path=name, error=str(outcome))
+            else:
+                yield _segment_prepared(model, *outcome)
 
 
 def as_geometry(item: Input, name: str, max_points: int | None = None) -> Geometry:

@@ -16,6 +16,7 @@ import math
 import os
 import sys
 from collections.abc import Callable
+from contextlib import closing
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -29,7 +30,6 @@ from geocli.nets.registry import DEFAULT_FAMILY, FAMILIES, list_families  # no t
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from geocli.api import Prediction
     from geocli.zoo import ModelCard
 
 
@@ -177,6 +177,23 @@ class _StopOnSignal:
             signal.signal(number, handler)
 
 
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        min=0,
+        help="Threads that read and prepare the next files while the network runs "
+        "(default: the cores but one, 1 to 4; 0: none, one file after another).",
+    ),
+]
+
+
+def _workers(given: int | None) -> int:
+    """``--workers`` as given, or :func:`geocli.prefetch.default_workers` when it is not."""
+    from geocli.prefetch import default_workers
+
+    return default_workers() if given is None else given
+
+
 def _collect_inputs(paths: list[str], recursive: bool) -> tuple[list[str], list[Any]]:
     from geocli.discovery import BadInput, expand_inputs
     from geocli.io import SUPPORTED_EXTENSIONS
@@ -230,31 +247,28 @@ def classify(
     max_points: Annotated[
         int | None, typer.Option(min=1, help="Refuse files with more points (default: geocli.io's limit).")
     ] = None,
+    workers: WorkersOption = None,
 ) -> None:
     """Predict the object class of each input, whatever its orientation."""
     files, bad = _collect_inputs(paths, recursive)
     loaded = _load(model, device, "classify")
-    from geocli.api import Prediction
-    from geocli.api import classify as run_classify
+    from geocli.api import Prediction, classify_iter
 
     k = min(top_k, len(loaded.classes))
     records = _Records(output_format, _csv_columns(k), lambda record: _csv_cells(record, k), _print_table)
     for item in bad:
         records.emit(Prediction(path=item.path, error=item.error).to_dict())
     done = 0
-    with _StopOnSignal() as stop, _progress(len(files), "classifying") as advance:
-
-        def on_result(prediction: Prediction) -> None:
-            nonlocal done
-            records.emit(prediction.to_dict())
-            done += 1
-            advance()
-            stop.check()
-
+    predictions = classify_iter(
+        files, loaded, top_k=top_k, batch_size=batch_size, seed=seed, max_points=max_points, workers=_workers(workers)
+    )
+    with _StopOnSignal() as stop, _progress(len(files), "classifying") as advance, closing(predictions):
         try:
-            run_classify(
-                files, loaded, top_k=top_k, batch_size=batch_size, seed=seed, max_points=max_points, on_result=on_result
-            )
+            for prediction in predictions:
+                records.emit(prediction.to_dict())
+                done += 1
+                advance()
+                stop.check()
         except KeyboardInterrupt:
             report_error(f"interrupted after {done} of {len(files)} files; the results above are complete")
             raise typer.Exit(130) from None
@@ -424,6 +438,7 @@ def segment(
     max_points: Annotated[
         int | None, typer.Option(min=1, help="Refuse files with more points (default: geocli.io's limit).")
     ] = None,
+    workers: WorkersOption = None,
 ) -> None:
     """Label every point of each input with its part, whatever its orientation; one JSON line per file on stdout."""
     if per_face and output_format != SegmentFormat.ply:
@@ -450,9 +465,10 @@ def segment(
         else:
             todo.append(path)
     done = 0
-    with _StopOnSignal() as stop, _progress(len(todo), "segmenting") as advance:
+    results = run_segment(todo, loaded, seed=seed, max_points=max_points, workers=_workers(workers))
+    with _StopOnSignal() as stop, _progress(len(todo), "segmenting") as advance, closing(results):
         try:
-            for result in run_segment(todo, loaded, seed=seed, max_points=max_points):
+            for result in results:
                 if result.error:
                     failures += 1
                     report_error(_cli_wording(result.error))
