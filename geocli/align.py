@@ -27,15 +27,17 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
+from contextlib import closing
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from geocli.api import Input, _items, _name, as_geometry, load_model, network_points
+from geocli.api import Input, _named, as_geometry, load_model, network_points
 from geocli.defaults import DEFAULT_CLASSIFIER
 from geocli.geometry.frames import principal_axes
 from geocli.geometry.sampling import normalize_unit_sphere
@@ -43,6 +45,7 @@ from geocli.io import Geometry, GeometryError
 from geocli.io.atomic import atomic_write
 from geocli.io.writers import write_ply
 from geocli.nets.tinvnn import axis_signs
+from geocli.prefetch import prefetch
 from geocli.zoo import LoadedModel
 
 
@@ -135,22 +138,32 @@ def align(
     *,
     seed: int = 0,
     max_points: int | None = None,
-) -> Iterator[Alignment]:
+    workers: int = 0,
+) -> Generator[Alignment, None, None]:
     """Canonical poses of files or (N,3) arrays, one :class:`Alignment` per input, in order.
 
     A generator, like :func:`geocli.api.segment`: each result holds a whole aligned scan.
     Any model works (classifier or segmenter, any family); only its input size is used.
+    There is no network to wait for, so ``workers`` threads align whole inputs, two each
+    at most ahead of the caller (:func:`geocli.prefetch.prefetch`); 0 aligns them here.
     """
     if isinstance(model, str | os.PathLike):
         model = load_model(model, device="cpu")
-    for position, item in enumerate(_items(inputs)):
-        name = _name(item, position)
-        try:
-            geometry = as_geometry(item, name, max_points)
-        except GeometryError as error:
-            yield Alignment(path=name, error=str(error))
-            continue
-        yield align_geometry(model, geometry, seed)
+    results = prefetch(
+        partial(_align_named, model=model, seed=seed, max_points=max_points), _named(inputs), workers, 2 * workers
+    )
+    with closing(results):
+        yield from results
+
+
+def _align_named(named: tuple[str, Input], model: LoadedModel, seed: int, max_points: int | None) -> Alignment:
+    """One input's :class:`Alignment`, or its error, for :func:`align`."""
+    name, item = named
+    try:
+        geometry = as_geometry(item, name, max_points)
+    except GeometryError as error:
+        return Alignment(path=name, error=str(error))
+    return align_geometry(model, geometry, seed)
 
 
 def write_alignment(result: Alignment, target: str | os.PathLike) -> dict[str, Any]:

@@ -14,16 +14,28 @@ how far training got on these inputs.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
+from contextlib import closing
 from dataclasses import asdict, dataclass
+from functools import partial
 
 import numpy as np
 import torch
 
-from geocli.api import Input, _items, _name, as_geometry, load_model, model_input, predict_logits, segment_geometry
+from geocli.api import (
+    Input,
+    NetworkInput,
+    _named,
+    _segment_prepared,
+    as_geometry,
+    load_model,
+    predict_logits,
+    prepare_input,
+)
 from geocli.defaults import DEFAULT_CLASSIFIER
 from geocli.geometry.rotations import random_rotations
 from geocli.io import Geometry, GeometryError
+from geocli.prefetch import prefetch
 from geocli.zoo import LoadedModel
 
 REFLECTION = np.diag([-1.0, 1.0, 1.0])
@@ -90,35 +102,54 @@ def check_geometry(
     ``seed`` seeds both the poses and mesh surface sampling; the copies of a mesh are
     sampled with the same seed, so they get the same surface points, moved.
     """
+    return _check_prepared(model, prepare_check(geometry, model.input_points, rotations, seed), batch_size)
+
+
+@dataclass
+class PreparedCheck:
+    """One input, its transformed copies (each with its shuffled order), and the network input of each of them."""
+
+    geometry: Geometry
+    copies: list[tuple[Geometry, np.ndarray]]
+    prepared: list[NetworkInput]  # the input's first, then each copy's
+
+
+def prepare_check(geometry: Geometry, n: int, rotations: int, seed: int) -> PreparedCheck:
+    """All of :func:`check_geometry`'s work before the network: the copies, and :func:`prepare_input` of each."""
     if rotations < 1:
         raise ValueError(f"rotations must be at least 1, got {rotations}")
     copies = transformed_copies(geometry, rotations, seed)
+    prepared = [prepare_input(g, n, seed) for g in (geometry, *(copy for copy, _ in copies))]
+    return PreparedCheck(geometry, copies, prepared)
+
+
+def _check_prepared(model: LoadedModel, check: PreparedCheck, batch_size: int) -> InvarianceCheck:
+    """:func:`check_geometry` from its prepared copies: the network's answers, compared."""
     if model.task == "segment":
-        return _check_segmenter(model, geometry, copies, seed)
-    clouds = np.stack([model_input(g, model.input_points, seed) for g in (geometry, *(copy for copy, _ in copies))])
+        return _check_segmenter(model, check)
+    clouds = np.stack([prepared.cloud for prepared in check.prepared])
     logits = [
         predict_logits(model, torch.from_numpy(clouds[i : i + batch_size])) for i in range(0, len(clouds), batch_size)
     ]
     probs = torch.cat(logits).softmax(dim=1)
     given = int(probs[0].argmax())
     return InvarianceCheck(
-        path=geometry.path,
+        path=check.geometry.path,
         label=model.classes[given],
-        rotations=rotations,
+        rotations=len(check.copies),
         agreement=float((probs[1:].argmax(dim=1) == given).double().mean()),
         max_score_change=float((probs[1:, given] - probs[0, given]).abs().max()),
     )
 
 
-def _check_segmenter(
-    model: LoadedModel, geometry: Geometry, copies: list[tuple[Geometry, np.ndarray]], seed: int
-) -> InvarianceCheck:
+def _check_segmenter(model: LoadedModel, check: PreparedCheck) -> InvarianceCheck:
     """Point and category agreement of a segmenter; each copy's labels are compared point by point, order undone."""
-    given = segment_geometry(model, geometry, seed)
-    assert given.labels is not None and given.scores is not None  # segment_geometry sets both
+    geometry, copies = check.geometry, check.copies
+    given = _segment_prepared(model, geometry, check.prepared[0])
+    assert given.labels is not None and given.scores is not None  # _segment_prepared sets both
     unchanged, same_category, change = 0, 0, 0.0
-    for copy, order in copies:
-        result = segment_geometry(model, copy, seed)
+    for (copy, order), prepared in zip(copies, check.prepared[1:]):
+        result = _segment_prepared(model, copy, prepared)
         unchanged += int((result.labels == given.labels[order]).sum())
         same_category += result.category == given.category
         change = max(change, float(np.abs(result.scores - given.scores[order]).max()))
@@ -141,19 +172,34 @@ def check_invariance(
     device: str = "auto",
     batch_size: int = 16,
     max_points: int | None = None,
-) -> Iterator[InvarianceCheck]:
+    workers: int = 0,
+) -> Generator[InvarianceCheck, None, None]:
     """One :class:`InvarianceCheck` per file or (N,3) array, in order; a classifier or a segmenter.
 
     A generator: a segmenter's check holds a label per point for every copy, and a folder
     of large scans must not be held at once. A bad input yields a result with ``error`` set.
+    ``workers`` threads read the next inputs and prepare their copies (:func:`prepare_check`,
+    two inputs each at most ahead) while the network checks this one; 0 does it all here.
     """
     if isinstance(model, str | os.PathLike):
         model = load_model(model, device=device)
-    for position, item in enumerate(_items(inputs)):
-        name = _name(item, position)
-        try:
-            geometry = as_geometry(item, name, max_points)
-        except GeometryError as error:
-            yield InvarianceCheck(path=name, error=str(error))
-            continue
-        yield check_geometry(model, geometry, rotations, seed, batch_size)
+    prepare = partial(_prepare_named, n=model.input_points, rotations=rotations, seed=seed, max_points=max_points)
+    prepared_checks = prefetch(prepare, _named(inputs), workers, 2 * workers)
+    with closing(prepared_checks):
+        for name, outcome in prepared_checks:
+            if isinstance(outcome, GeometryError):
+                yield InvarianceCheck(path=name, error=str(outcome))
+            else:
+                yield _check_prepared(model, outcome, batch_size)
+
+
+def _prepare_named(
+    named: tuple[str, Input], n: int, rotations: int, seed: int, max_points: int | None
+) -> tuple[str, PreparedCheck | GeometryError]:
+    """Read one input and :func:`prepare_check` it, for :func:`prefetch`; an unusable input is a value, not a raise."""
+    name, item = named
+    try:
+        geometry = as_geometry(item, name, max_points)
+    except GeometryError as error:
+        return name, error
+    return name, prepare_check(geometry, n, rotations, seed)

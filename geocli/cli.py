@@ -181,8 +181,8 @@ WorkersOption = Annotated[
     int | None,
     typer.Option(
         min=0,
-        help="Threads that read and prepare the next files while the network runs "
-        "(default: the cores but one, 1 to 4; 0: none, one file after another).",
+        help="Threads that read and prepare the next files while the network runs (align: that do all the work); "
+        "default: the cores but one, 1 to 4; 0: none, one file after another.",
     ),
 ]
 
@@ -549,6 +549,7 @@ def check(
     max_points: Annotated[
         int | None, typer.Option(min=1, help="Refuse files with more points (default: geocli.io's limit).")
     ] = None,
+    workers: WorkersOption = None,
 ) -> None:
     """Measure invariance on your own files: each one's label against N random poses (turned, mirrored, scaled, moved, shuffled)."""  # noqa: E501 (Rich help keeps line breaks)
     files, bad = _collect_inputs(paths, recursive)
@@ -567,9 +568,12 @@ def check(
     for item in bad:
         records.emit(InvarianceCheck(path=item.path, error=item.error).to_dict())
     done = 0
-    with _StopOnSignal() as stop, _progress(len(files), "checking") as advance:
+    results = check_invariance(
+        files, loaded, rotations=rotations, seed=seed, max_points=max_points, workers=_workers(workers)
+    )
+    with _StopOnSignal() as stop, _progress(len(files), "checking") as advance, closing(results):
         try:
-            for result in check_invariance(files, loaded, rotations=rotations, seed=seed, max_points=max_points):
+            for result in results:
                 records.emit(result.to_dict())
                 done += 1
                 advance()
@@ -623,6 +627,7 @@ def align(
     max_points: Annotated[
         int | None, typer.Option(min=1, help="Refuse files with more points (default: geocli.io's limit).")
     ] = None,
+    workers: WorkersOption = None,
 ) -> None:
     """Write each input in the model's canonical pose, in its own units: a PLY and its transform as JSON (also on stdout)."""  # noqa: E501 (Rich help keeps line breaks)
     files, bad = _collect_inputs(paths, recursive)
@@ -632,9 +637,10 @@ def align(
     from geocli.align import write_alignment
 
     done = 0
-    with _StopOnSignal() as stop, _progress(len(targets), "aligning") as advance:
+    results = run_align(list(targets), loaded, seed=seed, max_points=max_points, workers=_workers(workers))
+    with _StopOnSignal() as stop, _progress(len(targets), "aligning") as advance, closing(results):
         try:
-            for result in run_align(list(targets), loaded, seed=seed, max_points=max_points):
+            for result in results:
                 if result.error:
                     failures += 1
                     report_error(_cli_wording(result.error))

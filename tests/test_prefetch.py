@@ -131,3 +131,17 @@ def test_segment_workers_give_the_same_outputs(tmp_path: Path) -> None:
     assert len(written) == 2 * 11 + 1 + 1  # every usable scan, and labels.json
     for name in written:
         assert (tmp_path / "out2" / name).read_bytes() == (tmp_path / "out0" / name).read_bytes()
+
+
+def test_check_and_align_workers_give_the_same_results(tmp_path: Path) -> None:
+    folder = mixed_folder(tmp_path / "scans")
+    # check prints a record for every input, the 3 unusable ones included; align only its outputs
+    for command, extra, lines in (("check", ["-f", "jsonl", "-n", "2"], 2 * 11 + 4), ("align", [], 2 * 11 + 1)):
+        runs = {}
+        for workers in ("0", "2"):
+            out = ["--out", str(tmp_path / f"{command}{workers}")] if command == "align" else []
+            runs[workers] = runner.invoke(app, [command, str(folder), *extra, *out, "--workers", workers])
+        assert runs["0"].exit_code == runs["2"].exit_code == 1
+        assert runs["2"].stderr == runs["0"].stderr
+        assert runs["2"].stdout == runs["0"].stdout.replace(f"{command}0", f"{command}2")
+        assert len(runs["0"].stdout.splitlines()) == lines
