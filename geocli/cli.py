@@ -15,7 +15,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from contextlib import closing
 from enum import Enum
 from pathlib import Path
@@ -177,6 +177,14 @@ class _StopOnSignal:
             signal.signal(number, handler)
 
 
+# Options that several commands take, declared once.
+PathsArgument = Annotated[list[str], typer.Argument(help="Files, folders, globs, or '-' to read paths from stdin.")]
+RecursiveOption = Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")]
+DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+MaxPointsOption = Annotated[
+    int | None, typer.Option(min=1, help="Refuse files with more points (default: geocli.io's limit).")
+]
+FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output on stdout.")]
 WorkersOption = Annotated[
     int | None,
     typer.Option(
@@ -232,21 +240,17 @@ def _csv_cells(record: dict[str, Any], k: int) -> list[Any]:
 
 @app.command()
 def classify(
-    paths: Annotated[list[str], typer.Argument(help="Files, folders, globs, or '-' to read paths from stdin.")],
+    paths: PathsArgument,
     model: Annotated[
         str, typer.Option("--model", "-m", help="Shipped model name, or path to your own .json card.")
     ] = DEFAULT_CLASSIFIER,
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many classes to list per input.")] = 5,
-    output_format: Annotated[
-        OutputFormat, typer.Option("--format", "-f", help="Output on stdout.")
-    ] = OutputFormat.table,
-    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    output_format: FormatOption = OutputFormat.table,
+    recursive: RecursiveOption = False,
+    device: DeviceOption = "auto",
     batch_size: Annotated[int, typer.Option(min=1, help="Clouds per network pass.")] = 16,
     seed: Annotated[int, typer.Option(callback=_non_negative_seed, help="Seed of mesh surface sampling.")] = 0,
-    max_points: Annotated[
-        int | None, typer.Option(min=1, help="Refuse files with more points (default: geocli.io's limit).")
-    ] = None,
+    max_points: MaxPointsOption = None,
     workers: WorkersOption = None,
 ) -> None:
     """Predict the object class of each input, whatever its orientation."""
@@ -258,19 +262,24 @@ def classify(
     records = _Records(output_format, _csv_columns(k), lambda record: _csv_cells(record, k), _print_table)
     for item in bad:
         records.emit(Prediction(path=item.path, error=item.error).to_dict())
-    done = 0
     predictions = classify_iter(
         files, loaded, top_k=top_k, batch_size=batch_size, seed=seed, max_points=max_points, workers=_workers(workers)
     )
-    with _StopOnSignal() as stop, _progress(len(files), "classifying") as advance, closing(predictions):
+    _stream_records(records, predictions, len(files), "classifying")
+
+
+def _stream_records(records: _Records, results: Generator[Any, None, None], total: int, doing: str) -> NoReturn:
+    """Emit each result as it comes, under a progress bar; stop between files on a signal; exit 1 if any failed."""
+    done = 0
+    with _StopOnSignal() as stop, _progress(total, doing) as advance, closing(results):
         try:
-            for prediction in predictions:
-                records.emit(prediction.to_dict())
+            for result in results:
+                records.emit(result.to_dict())
                 done += 1
                 advance()
                 stop.check()
         except KeyboardInterrupt:
-            report_error(f"interrupted after {done} of {len(files)} files; the results above are complete")
+            report_error(f"interrupted after {done} of {total} files; the results above are complete")
             raise typer.Exit(130) from None
     records.close()
     raise typer.Exit(1 if records.failures else 0)
@@ -412,7 +421,7 @@ class SegmentFormat(str, Enum):
 
 @app.command()
 def segment(
-    paths: Annotated[list[str], typer.Argument(help="Files, folders, globs, or '-' to read paths from stdin.")],
+    paths: PathsArgument,
     out: Annotated[
         Path,
         typer.Option(
@@ -432,12 +441,10 @@ def segment(
     ] = False,
     scores: Annotated[bool, typer.Option("--scores", help="Add each point's label probability.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Skip inputs whose output already exists.")] = False,
-    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    recursive: RecursiveOption = False,
+    device: DeviceOption = "auto",
     seed: Annotated[int, typer.Option(callback=_non_negative_seed, help="Seed of mesh surface sampling.")] = 0,
-    max_points: Annotated[
-        int | None, typer.Option(min=1, help="Refuse files with more points (default: geocli.io's limit).")
-    ] = None,
+    max_points: MaxPointsOption = None,
     workers: WorkersOption = None,
 ) -> None:
     """Label every point of each input with its part, whatever its orientation; one JSON line per file on stdout."""
@@ -533,22 +540,18 @@ def _output_targets(files: list[str], bad: list[Any], out: Path, extension: str)
 
 @app.command()
 def check(
-    paths: Annotated[list[str], typer.Argument(help="Files, folders, globs, or '-' to read paths from stdin.")],
+    paths: PathsArgument,
     model: Annotated[
         str, typer.Option("--model", "-m", help="Shipped classifier or segmenter name, or path to your own .json card.")
     ] = DEFAULT_CLASSIFIER,
     rotations: Annotated[int, typer.Option("--rotations", "-n", min=1, help="Random poses per input.")] = 8,
-    output_format: Annotated[
-        OutputFormat, typer.Option("--format", "-f", help="Output on stdout.")
-    ] = OutputFormat.table,
-    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    output_format: FormatOption = OutputFormat.table,
+    recursive: RecursiveOption = False,
+    device: DeviceOption = "auto",
     seed: Annotated[
         int, typer.Option(callback=_non_negative_seed, help="Seed of the poses and of mesh surface sampling.")
     ] = 0,
-    max_points: Annotated[
-        int | None, typer.Option(min=1, help="Refuse files with more points (default: geocli.io's limit).")
-    ] = None,
+    max_points: MaxPointsOption = None,
     workers: WorkersOption = None,
 ) -> None:
     """Measure invariance on your own files: each one's label against N random poses (turned, mirrored, scaled, moved, shuffled)."""  # noqa: E501 (Rich help keeps line breaks)
@@ -567,22 +570,10 @@ def check(
     )
     for item in bad:
         records.emit(InvarianceCheck(path=item.path, error=item.error).to_dict())
-    done = 0
     results = check_invariance(
         files, loaded, rotations=rotations, seed=seed, max_points=max_points, workers=_workers(workers)
     )
-    with _StopOnSignal() as stop, _progress(len(files), "checking") as advance, closing(results):
-        try:
-            for result in results:
-                records.emit(result.to_dict())
-                done += 1
-                advance()
-                stop.check()
-        except KeyboardInterrupt:
-            report_error(f"interrupted after {done} of {len(files)} files; the results above are complete")
-            raise typer.Exit(130) from None
-    records.close()
-    raise typer.Exit(1 if records.failures else 0)
+    _stream_records(records, results, len(files), "checking")
 
 
 def _share(value: float | None) -> str:
@@ -615,18 +606,16 @@ def _print_check_table(records: list[dict[str, Any]], task: str) -> None:
 
 @app.command()
 def align(
-    paths: Annotated[list[str], typer.Argument(help="Files, folders, globs, or '-' to read paths from stdin.")],
+    paths: PathsArgument,
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Folder for the aligned PLY files and their .json transforms.")
     ],
     model: Annotated[
         str, typer.Option("--model", "-m", help="The model whose input defines the frame (name or .json card).")
     ] = DEFAULT_CLASSIFIER,
-    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
+    recursive: RecursiveOption = False,
     seed: Annotated[int, typer.Option(callback=_non_negative_seed, help="Seed of mesh surface sampling.")] = 0,
-    max_points: Annotated[
-        int | None, typer.Option(min=1, help="Refuse files with more points (default: geocli.io's limit).")
-    ] = None,
+    max_points: MaxPointsOption = None,
     workers: WorkersOption = None,
 ) -> None:
     """Write each input in the model's canonical pose, in its own units: a PLY and its transform as JSON (also on stdout)."""  # noqa: E501 (Rich help keeps line breaks)
@@ -665,11 +654,9 @@ def align(
 
 @app.command()
 def info(
-    paths: Annotated[list[str], typer.Argument(help="Files, folders, globs, or '-' to read paths from stdin.")],
-    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
-    max_points: Annotated[
-        int | None, typer.Option(min=1, help="Refuse files with more points (default: geocli.io's limit).")
-    ] = None,
+    paths: PathsArgument,
+    recursive: RecursiveOption = False,
+    max_points: MaxPointsOption = None,
 ) -> None:
     """One JSON line per file: points, faces, bounds, its dimensions and their types, a LAS file's header."""
     from geocli.io import GeometryError
@@ -911,7 +898,7 @@ def train(
         ),
     ] = None,
     hparams: Annotated[str | None, typer.Option(help="Network hyper-parameters as JSON.")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    device: DeviceOption = "auto",
 ) -> None:
     """Train a classifier (ModelNet40) or segmenter (Labeled PSB); resumable, seeded, selected on a validation split."""
     from geocli.api import resolve_device
@@ -993,7 +980,7 @@ def evaluate(
         int | None, typer.Option(min=1, help="Only the first N test shapes (smoke tests; never on cards).")
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    device: DeviceOption = "auto",
 ) -> None:
     """Classifiers: accuracy under z/z, z/SO3, SO3/SO3; segmenters: accuracy and mIoU as given and under SO3. One JSON report."""  # noqa: E501 (Rich help keeps line breaks)
     from geocli.evaluate import card_metrics, evaluate_classifier, evaluate_segmenter
