@@ -898,6 +898,12 @@ def train(
         ),
     ] = None,
     hparams: Annotated[str | None, typer.Option(help="Network hyper-parameters as JSON.")] = None,
+    partial_views: Annotated[
+        int | None, typer.Option(min=0, help="Classifiers: noisy single-view scans added per training shape.")
+    ] = None,
+    frame_jitter: Annotated[
+        float | None, typer.Option(min=0, help="Exactly invariant families: degrees of random turn in the frame.")
+    ] = None,
     device: DeviceOption = "auto",
 ) -> None:
     """Train a classifier (ModelNet40) or segmenter (Labeled PSB); resumable, seeded, selected on a validation split."""
@@ -921,6 +927,8 @@ def train(
             seed=seed,
             init=str(init) if init else None,
             hparams=given_hparams,
+            partial_views=partial_views,
+            frame_jitter=frame_jitter,
         )
     except ValueError as error:
         fail_usage(str(error))

@@ -161,13 +161,14 @@ def cached_preprocess(model: Network, data: PointSet, points: int, tag: str, log
 SCAN_DEPTH_NOISE, SCAN_LATERAL_NOISE = 0.01, 0.003
 
 
-def scanned(shapes: PointSet, views: int, points: int) -> PointSet:
+def scanned(shapes: PointSet, views: int) -> PointSet:
     """``views`` simulated single-view scans of each shape (:mod:`geocli.geometry.partial`), with sensor noise.
 
-    A view keeps about 40 % of a shape's points; it is brought to ``points`` as
-    ``geocli classify`` brings a file (:func:`geocli.api.network_cloud`), so training
-    sees partial scans exactly as inference will. Seeds come from the shape's name and
-    the view index: the same scans (and preprocessing cache) on every run.
+    A view keeps about 40 % of a shape's points; it is brought back to the shapes' point
+    count as ``geocli classify`` brings a file to the network's (:func:`geocli.api.network_cloud`),
+    so the copies join the data set and go through the same preprocessing as the shapes.
+    Seeds come from the view index and the shape's place in the set: the same scans (and
+    preprocessing cache) on every run.
     """
     if shapes.labels.ndim != 1:
         raise ValueError("partial views need one label per shape (classification)")
@@ -177,7 +178,7 @@ def scanned(shapes: PointSet, views: int, points: int) -> PointSet:
         for scan, label, name in zip(
             single_views(shapes.points, seed, SCAN_DEPTH_NOISE, SCAN_LATERAL_NOISE), shapes.labels, shapes.names
         ):
-            clouds.append(network_cloud(normalize_unit_sphere(scan)[0], None, points, seed))
+            clouds.append(network_cloud(normalize_unit_sphere(scan)[0], None, shapes.points.shape[1], seed))
             labels.append(label)
             names.append(name)
     return PointSet(np.stack(clouds).astype(np.float32), np.array(labels), np.array(names))
@@ -410,7 +411,7 @@ def train(config: TrainConfig, run: Path, data_root: Path | None = None, device:
     if config.resamples:
         train_set = train_set + data.resampled(train_set, config.resamples, data_root)
     if config.partial_views:
-        train_set = train_set + scanned(train_set, config.partial_views, config.points)
+        train_set = train_set + scanned(train_set, config.partial_views)
     tag = f"{config.dataset}-{config.family}"
     train_cache = cached_preprocess(model, train_set, config.points, f"{tag}-train", log)
     val_cache = cached_preprocess(model, val_set, config.points, f"{tag}-val", log)

@@ -40,10 +40,10 @@ def test_single_views_are_seeded_partial_and_noisy_only_when_asked() -> None:
 def test_scanned_copies_have_the_input_size_and_labels() -> None:
     clouds = np.stack([sphere(1024, seed) for seed in range(4)]).astype(np.float32)
     shapes = PointSet(clouds, np.array([0, 1, 2, 3]), np.array(["a", "b", "c", "d"]))
-    views = scanned(shapes, 2, 512)
-    assert views.points.shape == (8, 512, 3) and views.points.dtype == np.float32
+    views = scanned(shapes, 2)
+    assert views.points.shape == (8, 1024, 3) and views.points.dtype == np.float32
     assert list(views.labels) == [0, 1, 2, 3, 0, 1, 2, 3]
     radii = np.linalg.norm(views.points, axis=2).max(axis=1)
     np.testing.assert_allclose(radii, 1.0, atol=1e-5)  # normalised to the unit sphere, as classify's inputs
     with pytest.raises(ValueError, match="one label per shape"):
-        scanned(PointSet(clouds, np.zeros((4, 1024), dtype=np.int64), shapes.names), 1, 512)
+        scanned(PointSet(clouds, np.zeros((4, 1024), dtype=np.int64), shapes.names), 1)

@@ -160,3 +160,16 @@ def test_bad_export_arguments_are_one_line_and_exit_2(tmp_path: Path) -> None:
 def test_partial_report_never_goes_on_a_card() -> None:
     with pytest.raises(ValueError, match="partial"):
         card_metrics({"dataset": {"complete": False}})
+
+
+def test_partial_views_and_frame_jitter_reach_the_run(tiny_modelnet: Path, tmp_path: Path) -> None:
+    """--partial-views adds one simulated single-view scan per training shape; both options land in the config."""
+    run = tmp_path / "run"
+    tinvnn = '{"k": 4, "widths": [8, 8], "embedding": 16}'
+    result = cli_train(
+        tiny_modelnet, run, "--family", "tinvnn", "--partial-views", "1", "--frame-jitter", "5", hparams=tinvnn
+    )
+    assert result.exit_code == 0, result.output
+    config = json.loads((run / "config.json").read_text())
+    assert config["partial_views"] == 1 and config["frame_jitter"] == 5.0
+    assert "preprocessed 240 " in result.stderr  # 120 training shapes (160 less one per class), one scan of each
