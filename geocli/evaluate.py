@@ -26,13 +26,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from geocli.api import network_cloud, predict_logits, segment_geometry
+from geocli.api import model_input, predict_logits, segment_geometry
 from geocli.data import psb
 from geocli.data.modelnet40 import class_names, default_root, load_split
 from geocli.data.pointset import PointSet
 from geocli.geometry.partial import single_views
 from geocli.geometry.rotations import random_rotations, rotate
-from geocli.geometry.sampling import normalize_unit_sphere
 from geocli.io import Geometry
 from geocli.metrics import accuracy_report, segmentation_report
 from geocli.nets.registry import INVARIANCE
@@ -129,8 +128,16 @@ def _single_view_predictions(
     predictions = []
     for start in range(0, len(views), batch_size):
         clouds = [
-            network_cloud(normalize_unit_sphere(view @ rotation.T)[0], None, model.input_points, seed)
-            for view, rotation in zip(views[start : start + batch_size], rotations[start : start + batch_size])
+            model_input(
+                Geometry(path=str(name), points=view @ rotation.T, faces=None, normals=None, colors=None),
+                model.input_points,
+                seed,
+            )
+            for name, view, rotation in zip(
+                test.names[start : start + batch_size],
+                views[start : start + batch_size],
+                rotations[start : start + batch_size],
+            )
         ]
         predictions.append(predict_logits(model, torch.from_numpy(np.stack(clouds))).argmax(1).numpy())
         if progress:

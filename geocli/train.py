@@ -33,12 +33,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
-from geocli.api import network_cloud
+from geocli.api import model_input
 from geocli.data import TASK, dataset
 from geocli.data.pointset import PointSet, validation_split
 from geocli.geometry.partial import single_views
 from geocli.geometry.rotations import frame_jitter, random_so3, random_z
-from geocli.geometry.sampling import normalize_unit_sphere
+from geocli.io import Geometry
 from geocli.io.atomic import atomic_write
 from geocli.metrics import segmentation_report
 from geocli.nets.registry import DEFAULT_FAMILY, EDGE_TRUNK, INVARIANCE, Network, create_model, get_family
@@ -165,7 +165,7 @@ def scanned(shapes: PointSet, views: int) -> PointSet:
     """``views`` simulated single-view scans of each shape (:mod:`geocli.geometry.partial`), with sensor noise.
 
     A view keeps about 40 % of a shape's points; it is brought back to the shapes' point
-    count as ``geocli classify`` brings a file to the network's (:func:`geocli.api.network_cloud`),
+    count as ``geocli classify`` brings a file to the network's (:func:`geocli.api.model_input`),
     so the copies join the data set and go through the same preprocessing as the shapes.
     Seeds come from the view index and the shape's place in the set: the same scans (and
     preprocessing cache) on every run.
@@ -178,7 +178,8 @@ def scanned(shapes: PointSet, views: int) -> PointSet:
         for scan, label, name in zip(
             single_views(shapes.points, seed, SCAN_DEPTH_NOISE, SCAN_LATERAL_NOISE), shapes.labels, shapes.names
         ):
-            clouds.append(network_cloud(normalize_unit_sphere(scan)[0], None, shapes.points.shape[1], seed))
+            geometry = Geometry(path=str(name), points=scan, faces=None, normals=None, colors=None)
+            clouds.append(model_input(geometry, shapes.points.shape[1], seed))
             labels.append(label)
             names.append(name)
     return PointSet(np.stack(clouds).astype(np.float32), np.array(labels), np.array(names))
