@@ -445,6 +445,9 @@ def segment(
     ] = False,
     scores: Annotated[bool, typer.Option("--scores", help="Add each point's label probability.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Skip inputs whose output already exists.")] = False,
+    preview: Annotated[
+        bool, typer.Option("--preview", help="Also draw each output as <output>.png: three views, a legend of parts.")
+    ] = False,
     recursive: RecursiveOption = False,
     device: DeviceOption = "auto",
     seed: Annotated[int, typer.Option(callback=_non_negative_seed, help="Seed of mesh surface sampling.")] = 0,
@@ -496,6 +499,11 @@ def segment(
                             face_labels=result.face_labels if per_face else None,
                             legend=legend,
                         )
+                        if preview:
+                            from geocli.preview import preview_path, write_preview
+
+                            title = f"{result.path}: {result.category} ({loaded.name})"
+                            write_preview(preview_path(target), geometry.points, result.labels, legend, title)
                     except (OSError, ValueError) as error:  # ValueError: a value the format cannot hold
                         failures += 1
                         reason = error.strerror if isinstance(error, OSError) and error.strerror else error
