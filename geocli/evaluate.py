@@ -297,6 +297,7 @@ def _evaluate_class_folder(
     read = {"clouds as read": hashlib.sha256(shapes.points.tobytes() + "\n".join(shapes.names).encode()).hexdigest()}
     stacked = np.stack(all_predictions)
     report = _report(model, f"folder {root}", shapes, read, limit, seed, results, stacked, started, "shapes")
+    report["dataset"]["folder"] = str(root)
     return report | {"classes": folders}
 
 
@@ -304,6 +305,8 @@ def card_metrics(report: dict[str, Any]) -> dict[str, Any]:
     """The part of a report that goes on a model card (per-class figures stay in the report)."""
     if not report["dataset"]["complete"]:
         raise ValueError("a report made with --limit is partial and cannot go on a card")
+    if "folder" in report["dataset"]:  # a shipped card's figures are its test split's, whatever folders it met
+        raise ValueError("a report on a held-out folder does not go on a card; keep the report itself (--out)")
     return {
         "dataset": report["dataset"],
         "seed": report["seed"],

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from conftest import MODELNET40, PSB, cli_export_eval, cli_train
 from geocli.cli import app
 from geocli.defaults import DEFAULT_CLASSIFIER
+from geocli.evaluate import card_metrics
 from geocli.io.writers import write_ply
 from geocli.train import recipe
 from geocli.zoo import models_dir, read_card
@@ -116,6 +117,8 @@ def test_eval_of_the_shipped_classifier_on_a_folder_of_some_of_its_classes(
     assert report["dataset"]["shapes"] == 6
     within = report["protocols"]["as given"]["within_folder_classes"]
     assert within["overall_accuracy"] >= report["protocols"]["as given"]["overall_accuracy"]
+    with pytest.raises(ValueError, match="held-out folder does not go on a card"):
+        card_metrics(report)
 
 
 def test_eval_refuses_a_folder_named_for_no_class_of_the_model(folders: tuple[Path, Path]) -> None:
