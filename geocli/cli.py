@@ -131,6 +131,10 @@ def _cli_wording(message: str) -> str:
     return message.replace("(the limit can be raised)", "(raise it with --max-points)")
 
 
+def _stderr_line(message: str) -> None:
+    typer.echo(message, err=True)
+
+
 def _stderr_console():
     from rich.console import Console
 
@@ -441,6 +445,9 @@ def segment(
     ] = False,
     scores: Annotated[bool, typer.Option("--scores", help="Add each point's label probability.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Skip inputs whose output already exists.")] = False,
+    preview: Annotated[
+        bool, typer.Option("--preview", help="Also draw each output as <output>.png: three views, a legend of parts.")
+    ] = False,
     recursive: RecursiveOption = False,
     device: DeviceOption = "auto",
     seed: Annotated[int, typer.Option(callback=_non_negative_seed, help="Seed of mesh surface sampling.")] = 0,
@@ -492,6 +499,11 @@ def segment(
                             face_labels=result.face_labels if per_face else None,
                             legend=legend,
                         )
+                        if preview:
+                            from geocli.preview import preview_path, write_preview
+
+                            title = f"{result.path}: {result.category} ({loaded.name})"
+                            write_preview(preview_path(target), geometry.points, result.labels, legend, title)
                     except (OSError, ValueError) as error:  # ValueError: a value the format cannot hold
                         failures += 1
                         reason = error.strerror if isinstance(error, OSError) and error.strerror else error
@@ -879,7 +891,11 @@ def _recipe_help() -> str:
 def train(
     out: Annotated[Path, typer.Option(help="Run folder: checkpoints, log; re-running resumes it.")],
     dataset: Annotated[
-        str, typer.Option(help="modelnet40 (trains a classifier) or psb (a part segmenter).")
+        str,
+        typer.Option(
+            help="modelnet40 or folder (--data: one sub-folder per class) train a classifier; "
+            "psb or parts-folder (--data: labelled PLY files, as segment writes them) a part segmenter."
+        ),
     ] = "modelnet40",
     family: Annotated[
         str | None, typer.Option(help=f"Network family: {', '.join(list_families())} (default: {DEFAULT_FAMILY}).")
@@ -894,7 +910,8 @@ def train(
     init: Annotated[
         Path | None,
         typer.Option(
-            help="Start from these weights (e.g. a shipped .safetensors; a classifier's trunk for a segmenter)."
+            help="Start from these weights (e.g. a shipped .safetensors; a classifier's trunk for a segmenter). "
+            "folder and parts-folder start from the default model of their task unless given; none: random."
         ),
     ] = None,
     hparams: Annotated[str | None, typer.Option(help="Network hyper-parameters as JSON.")] = None,
@@ -937,7 +954,7 @@ def train(
     except ValueError as error:
         fail_usage(str(error))
     try:  # a RunError is raised before the first epoch: the run folder, data, weights or hparams do not fit
-        meta = run_train(config, out, data_root=data, device=target, log=lambda m: typer.echo(m, err=True))
+        meta = run_train(config, out, data_root=data, device=target, log=_stderr_line)
     except RunError as error:
         fail_usage(str(error))
     typer.echo(
@@ -980,7 +997,11 @@ def evaluate(
     model: Annotated[str, typer.Argument(help="Model name or path to its .json card.")],
     out: Annotated[Path | None, typer.Option(help="Write the JSON report here (default: stdout).")] = None,
     data: Annotated[
-        Path | None, typer.Option(help="Data folder (default: the model's data set under ../shared/data).")
+        Path | None,
+        typer.Option(
+            help="Data folder (default: the model's data set under ../shared/data); "
+            "classifiers: or a held-out folder, one sub-folder per class named for it."
+        ),
     ] = None,
     update_card: Annotated[bool, typer.Option(help="Copy the figures onto the model's card.")] = False,
     seed: Annotated[int, typer.Option(callback=_non_negative_seed, help="Seed of the protocol rotations.")] = 0,
@@ -1002,7 +1023,9 @@ def evaluate(
     )
     try:
         if loaded.task == "classify":
-            report = evaluate_classifier(loaded, data, seed=seed, batch_size=batch_size, limit=limit, progress=progress)
+            report = evaluate_classifier(
+                loaded, data, seed=seed, batch_size=batch_size, limit=limit, progress=progress, log=_stderr_line
+            )
         else:
             report = evaluate_segmenter(loaded, data, seed=seed, limit=limit, progress=progress)
     except (ValueError, FileNotFoundError) as error:
