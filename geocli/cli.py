@@ -290,16 +290,8 @@ def _csv_columns(k: int, objects: bool = False) -> list[str]:
     from geocli.scenes import OBJECT_CSV_COLUMNS
 
     runners_up = [f"{key}_{i}" for i in range(2, k + 1) for key in ("label", "score")]
-    return [
-        "path",
-        "label",
-        "score",
-        *runners_up,
-        "points",
-        "source_points",
-        "error",
-        *(OBJECT_CSV_COLUMNS if objects else []),
-    ]
+    extra = OBJECT_CSV_COLUMNS if objects else []
+    return ["path", "label", "score", *runners_up, "points", "source_points", "error", *extra]
 
 
 def _csv_line(cells: list[Any]) -> str:
