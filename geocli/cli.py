@@ -18,18 +18,28 @@ import sys
 from collections.abc import Callable, Generator
 from contextlib import closing
 from enum import Enum
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from geocli.defaults import DEFAULT_CLASSIFIER, DEFAULT_SEGMENTER, RANDOM_START
+from geocli.defaults import (
+    CLUSTER_EPS,
+    DEFAULT_CLASSIFIER,
+    DEFAULT_SEGMENTER,
+    FLOOR_DISTANCE,
+    FLOOR_SHARE,
+    MIN_OBJECT_POINTS,
+    RANDOM_START,
+)
 from geocli.nets.registry import DEFAULT_FAMILY, FAMILIES, list_families  # no torch: the help lists them
 
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from geocli.clusters import ClusterOptions
     from geocli.zoo import ModelCard
 
 
@@ -199,6 +209,64 @@ WorkersOption = Annotated[
 ]
 
 
+ClustersOption = Annotated[
+    bool,
+    typer.Option(
+        "--clusters",
+        help="Scene scans: remove the floor plane, split the rest into objects and give each object its own result.",
+    ),
+]
+FloorDistanceOption = Annotated[
+    float | None,
+    typer.Option(
+        min=0,
+        help=f"--clusters: floor = points within this many point spacings of the plane (default {FLOOR_DISTANCE:g}).",
+    ),
+]
+FloorShareOption = Annotated[
+    float | None,
+    typer.Option(
+        min=0,
+        max=1,
+        help=f"--clusters: the plane is a floor from this share of the points on (default {FLOOR_SHARE:g}).",
+    ),
+]
+ClusterEpsOption = Annotated[
+    float | None,
+    typer.Option(
+        min=0, help=f"--clusters: points this many point spacings apart are one object (default {CLUSTER_EPS:g})."
+    ),
+]
+MinObjectPointsOption = Annotated[
+    int | None, typer.Option(min=1, help=f"--clusters: smaller clusters are noise (default {MIN_OBJECT_POINTS}).")
+]
+
+
+def _cluster_options(
+    clusters: bool,
+    floor_distance: float | None,
+    floor_share: float | None,
+    cluster_eps: float | None,
+    min_object_points: int | None,
+) -> ClusterOptions | None:
+    """``--clusters``' settings (``None`` without it); one given without ``--clusters`` is a usage error."""
+    given: dict[str, Any] = {"floor_distance": floor_distance, "floor_share": floor_share, "cluster_eps": cluster_eps}
+    given["min_object_points"] = min_object_points
+    named = {name: value for name, value in given.items() if value is not None}
+    if not clusters:
+        if named:
+            fail_usage(f"--{next(iter(named)).replace('_', '-')} needs --clusters")
+        return None
+    from dataclasses import replace
+
+    from geocli.clusters import ClusterOptions
+
+    try:
+        return replace(ClusterOptions(), **named)
+    except ValueError as error:  # a length or share of 0
+        fail_usage(f"--{str(error).replace('_', '-')}")
+
+
 def _workers(given: int | None) -> int:
     """``--workers`` as given, or :func:`geocli.prefetch.default_workers` when it is not."""
     from geocli.prefetch import default_workers
@@ -220,10 +288,14 @@ def _collect_inputs(paths: list[str], recursive: bool) -> tuple[list[str], list[
     return files, bad
 
 
-def _csv_columns(k: int) -> list[str]:
-    """classify's CSV header: the record's fields, top_k spread over label_i, score_i (i = 2..k) after the best."""
+def _csv_columns(k: int, objects: bool = False) -> list[str]:
+    """classify's CSV header: the record's fields, top_k spread over label_i, score_i (i = 2..k) after the best;
+    with ``--clusters``, each object's fields (:data:`geocli.scenes.OBJECT_CSV_COLUMNS`) last."""
+    from geocli.scenes import OBJECT_CSV_COLUMNS
+
     runners_up = [f"{key}_{i}" for i in range(2, k + 1) for key in ("label", "score")]
-    return ["path", "label", "score", *runners_up, "points", "source_points", "error"]
+    extra = OBJECT_CSV_COLUMNS if objects else []
+    return ["path", "label", "score", *runners_up, "points", "source_points", "error", *extra]
 
 
 def _csv_line(cells: list[Any]) -> str:
@@ -233,13 +305,15 @@ def _csv_line(cells: list[Any]) -> str:
     return buffer.getvalue()
 
 
-def _csv_cells(record: dict[str, Any], k: int) -> list[Any]:
+def _csv_cells(record: dict[str, Any], k: int, objects: bool = False) -> list[Any]:
     """A record as one CSV row; a null field (a failed input's label, say) is an empty cell."""
+    from geocli.scenes import object_csv_cells
+
     runners_up = {
         f"{key}_{i}": top[key] for i, top in enumerate(record["top_k"][1:], start=2) for key in ("label", "score")
     }
-    row = {**record, **runners_up}
-    return ["" if row.get(column) is None else row[column] for column in _csv_columns(k)]
+    row = {**record, **runners_up, **(object_csv_cells(record) if objects else {})}
+    return ["" if row.get(column) is None else row[column] for column in _csv_columns(k, objects)]
 
 
 @app.command()
@@ -256,29 +330,52 @@ def classify(
     seed: Annotated[int, typer.Option(callback=_non_negative_seed, help="Seed of mesh surface sampling.")] = 0,
     max_points: MaxPointsOption = None,
     workers: WorkersOption = None,
+    clusters: ClustersOption = False,
+    floor_distance: FloorDistanceOption = None,
+    floor_share: FloorShareOption = None,
+    cluster_eps: ClusterEpsOption = None,
+    min_object_points: MinObjectPointsOption = None,
 ) -> None:
-    """Predict the object class of each input, whatever its orientation."""
+    """Predict the object class of each input, whatever its orientation (--clusters: of each object of a scene)."""
+    scenes = _cluster_options(clusters, floor_distance, floor_share, cluster_eps, min_object_points)
     files, bad = _collect_inputs(paths, recursive)
     loaded = _load(model, device, "classify")
     from geocli.api import Prediction, classify_iter
+    from geocli.scenes import ObjectPrediction, classify_scenes
 
-    k = min(top_k, len(loaded.classes))
-    records = _Records(output_format, _csv_columns(k), lambda record: _csv_cells(record, k), _print_table)
+    k, objects = min(top_k, len(loaded.classes)), scenes is not None
+    records = _Records(
+        output_format,
+        _csv_columns(k, objects),
+        lambda record: _csv_cells(record, k, objects),
+        lambda rows: _print_table(rows, objects),
+    )
     for item in bad:
-        records.emit(Prediction(path=item.path, error=item.error).to_dict())
-    predictions = classify_iter(
+        records.emit((ObjectPrediction if objects else Prediction)(path=item.path, error=item.error).to_dict())
+    run: Callable[..., Generator[Any, None, None]] = (
+        classify_iter if scenes is None else partial(classify_scenes, options=scenes)
+    )
+    results = run(
         files, loaded, top_k=top_k, batch_size=batch_size, seed=seed, max_points=max_points, workers=_workers(workers)
     )
-    _stream_records(records, predictions, len(files), "classifying")
+    _stream_records(records, results, len(files), "classifying", (lambda scene: scene.records()) if objects else None)
 
 
-def _stream_records(records: _Records, results: Generator[Any, None, None], total: int, doing: str) -> NoReturn:
-    """Emit each result as it comes, under a progress bar; stop between files on a signal; exit 1 if any failed."""
+def _stream_records(
+    records: _Records,
+    results: Generator[Any, None, None],
+    total: int,
+    doing: str,
+    records_of: Callable[[Any], list[dict[str, Any]]] | None = None,
+) -> NoReturn:
+    """Emit each result's records (``records_of``; by default its ``to_dict()``) as they come, under a progress
+    bar; stop between files on a signal; exit 1 if any failed."""
     done = 0
     with _StopOnSignal() as stop, _progress(total, doing) as advance, closing(results):
         try:
             for result in results:
-                records.emit(result.to_dict())
+                for record in records_of(result) if records_of else [result.to_dict()]:
+                    records.emit(record)
                 done += 1
                 advance()
                 stop.check()
@@ -390,25 +487,35 @@ def _literal_row(table: Table, *cells: object) -> None:
     table.add_row(*(Text(str(cell)) for cell in cells))
 
 
-def _print_table(records: list[dict[str, Any]]) -> None:
-    """classify's records as a table: the same fields as JSON and CSV, every runner-up in one cell."""
+def _print_table(records: list[dict[str, Any]], objects: bool = False) -> None:
+    """classify's records as a table: the same fields as JSON and CSV, every runner-up in one cell;
+    with ``--clusters``, each object's instance, points and centroid too."""
     from rich.table import Column, Table
 
     # A path or an error folds onto more lines rather than lose its end in a narrow terminal.
     table = Table(
         Column("file", overflow="fold"),
+        *(["object"] if objects else []),
         "label",
         "score",
         "runners-up",
         "points",
         "source points",
+        *(["object points", "centroid"] if objects else []),
         Column("error", overflow="fold"),
     )
     for record in records:
         runners_up = ", ".join(f"{top['label']} ({top['score']:.3f})" for top in record["top_k"][1:])
         score = "" if record["score"] is None else f"{record['score']:.3f}"
-        counts = ("" if record[key] is None else str(record[key]) for key in ("points", "source_points"))
-        _literal_row(table, record["path"], record["label"] or "", score, runners_up, *counts, record["error"] or "")
+        counts = ["" if record[key] is None else str(record[key]) for key in ("points", "source_points")]
+        if objects:
+            centroid = "" if record["centroid"] is None else ", ".join(f"{value:.4g}" for value in record["centroid"])
+            found = "" if record["instance"] is None else str(record["instance"])
+            size = "" if record["instance_points"] is None else str(record["instance_points"])
+            cells = [record["path"], found, record["label"] or "", score, runners_up, *counts, size, centroid]
+        else:
+            cells = [record["path"], record["label"] or "", score, runners_up, *counts]
+        _literal_row(table, *cells, record["error"] or "")
     _print_whole(table)
 
 
@@ -453,15 +560,24 @@ def segment(
     seed: Annotated[int, typer.Option(callback=_non_negative_seed, help="Seed of mesh surface sampling.")] = 0,
     max_points: MaxPointsOption = None,
     workers: WorkersOption = None,
+    clusters: ClustersOption = False,
+    floor_distance: FloorDistanceOption = None,
+    floor_share: FloorShareOption = None,
+    cluster_eps: ClusterEpsOption = None,
+    min_object_points: MinObjectPointsOption = None,
 ) -> None:
     """Label every point of each input with its part, whatever its orientation; one JSON line per file on stdout."""
     if per_face and output_format != SegmentFormat.ply:
         fail_usage("--per-face needs --format ply (only PLY holds faces)")
+    if per_face and clusters:
+        fail_usage("--per-face cannot be used with --clusters (a scene's objects are labelled by their points)")
+    scenes = _cluster_options(clusters, floor_distance, floor_share, cluster_eps, min_object_points)
     files, bad = _collect_inputs(paths, recursive)
     targets, failures = _output_targets(files, bad, out, output_format.value)  # refusals before any work
     loaded = _load(model, device, "segment")
     from geocli.api import segment as run_segment
     from geocli.io.writers import Legend, write_legend, write_segmentation
+    from geocli.scenes import segment_scenes
 
     legend = Legend.of(loaded.card)
     try:  # before any output, so that every output under --out has it, an interrupted batch's too
@@ -479,7 +595,10 @@ def segment(
         else:
             todo.append(path)
     done = 0
-    results = run_segment(todo, loaded, seed=seed, max_points=max_points, workers=_workers(workers))
+    run: Callable[..., Generator[Any, None, None]] = (
+        run_segment if scenes is None else partial(segment_scenes, options=scenes)
+    )
+    results = run(todo, loaded, seed=seed, max_points=max_points, workers=_workers(workers))
     with _StopOnSignal() as stop, _progress(len(todo), "segmenting") as advance, closing(results):
         try:
             for result in results:
@@ -498,6 +617,7 @@ def segment(
                             scores=result.scores if scores else None,
                             face_labels=result.face_labels if per_face else None,
                             legend=legend,
+                            instances=getattr(result, "instances", None),
                         )
                         if preview:
                             from geocli.preview import preview_path, write_preview
