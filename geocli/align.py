@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterable, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -45,6 +45,7 @@ from geocli.io import Geometry, GeometryError
 from geocli.io.atomic import atomic_write
 from geocli.io.writers import write_ply
 from geocli.nets.tinvnn import axis_signs
+from geocli.outputs import Written, write_each
 from geocli.prefetch import prefetch
 from geocli.zoo import LoadedModel
 
@@ -182,3 +183,17 @@ def write_alignment(result: Alignment, target: str | os.PathLike) -> dict[str, A
         json.dump(record, handle, indent=2)
         handle.write("\n")
     return record
+
+
+def align_files(
+    targets: Mapping[str, Path],
+    model: LoadedModel | str | os.PathLike = DEFAULT_CLASSIFIER,
+    *,
+    seed: int = 0,
+    max_points: int | None = None,
+    workers: int = 0,
+) -> Generator[Written[Alignment], None, None]:
+    """Align each input and write it to its target (:func:`write_alignment`), in input order: ``geocli align``'s
+    work, each input's outcome one :class:`geocli.outputs.Written` (its record, or a one-line error)."""
+    results = align(list(targets), model, seed=seed, max_points=max_points, workers=workers)
+    return write_each(results, targets, write_alignment)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from geocli.defaults import DEFAULT_CLASSIFIER, DEFAULT_SEGMENTER, RANDOM_START
+from geocli.defaults import DEFAULT_CLASSIFIER, DEFAULT_SEGMENTER
 from geocli.nets.registry import DEFAULT_FAMILY, FAMILIES, list_families  # no torch: the help lists them
 
 if TYPE_CHECKING:
@@ -256,36 +256,68 @@ def classify(
     """Predict the object class of each input, whatever its orientation."""
     files, bad = _collect_inputs(paths, recursive)
     loaded = _load(model, device, "classify")
-    from geocli.api import Prediction, classify_iter
+    from geocli.api import Prediction
+    from geocli.api import classify as run_classify
 
     k = min(top_k, len(loaded.classes))
     records = _Records(output_format, _csv_columns(k), lambda record: _csv_cells(record, k), _print_table)
     for item in bad:
         records.emit(Prediction(path=item.path, error=item.error).to_dict())
-    predictions = classify_iter(
+    predictions = run_classify(
         files, loaded, top_k=top_k, batch_size=batch_size, seed=seed, max_points=max_points, workers=_workers(workers)
     )
-    _stream_records(records, predictions, len(files), "classifying")
+    _stream(records, predictions, len(files), "classifying", "the results above are complete")
 
 
-def _stream_records(records: _Records, results: Generator[Any, None, None], total: int, doing: str) -> NoReturn:
-    """Emit each result as it comes, under a progress bar; stop between files on a signal; exit 1 if any failed."""
+def _stream(sink: _Lines, results: Generator[Any, None, None], total: int, doing: str, complete: str) -> NoReturn:
+    """Every command's loop: emit each result's record as it comes, under a progress bar; stop between
+    files on a signal (saying what is ``complete``, exit 130); exit 1 if any input failed."""
     done = 0
     with _StopOnSignal() as stop, _progress(total, doing) as advance, closing(results):
         try:
             for result in results:
-                records.emit(result.to_dict())
+                sink.emit(result.to_dict())
                 done += 1
                 advance()
                 stop.check()
         except KeyboardInterrupt:
-            report_error(f"interrupted after {done} of {total} files; the results above are complete")
+            report_error(f"interrupted after {done} of {total} files; {complete}")
             raise typer.Exit(130) from None
-    records.close()
-    raise typer.Exit(1 if records.failures else 0)
+    sink.close()
+    raise typer.Exit(1 if sink.failures else 0)
 
 
-class _Records:
+class _Lines:
+    """segment's and align's stdout: one JSON line per output written (or skipped by --resume).
+
+    A failed input is one stderr line instead, counted for the exit code (``failures``
+    starts at the inputs refused before the batch); a warning is one stderr line too.
+    """
+
+    def __init__(self, failures: int = 0) -> None:
+        self.failures = failures
+
+    def emit(self, record: dict[str, Any]) -> None:
+        if self.reported(record):
+            sys.stdout.write(json.dumps(record) + "\n")
+        sys.stdout.flush()
+
+    def reported(self, record: dict[str, Any]) -> bool:
+        """Report a record's error or warnings on stderr; whether it goes on to stdout (a failure does not)."""
+        if record.get("error"):
+            self.failures += 1
+            record["error"] = _cli_wording(record["error"])
+            report_error(record["error"])
+            return False
+        for warning in record.get("warnings", []):  # check's records have none
+            report_warning(f"{record.get('path', record.get('input'))}: {warning}")
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+class _Records(_Lines):
     """One record per input, failed ones included, in classify's and check's formats.
 
     jsonl and csv print each record as it comes, so a pipe sees progress; json and the
@@ -300,19 +332,14 @@ class _Records:
         cells: Callable[[dict[str, Any]], list[Any]],
         table: Callable[[list[dict[str, Any]]], None],
     ) -> None:
+        super().__init__()
         self.output_format, self.cells, self.table = output_format, cells, table
         self.collected: list[dict[str, Any]] = []
-        self.failures = 0
         if output_format == OutputFormat.csv:
             sys.stdout.write(_csv_line(columns))
 
     def emit(self, record: dict[str, Any]) -> None:
-        if record["error"]:
-            self.failures += 1
-            record["error"] = _cli_wording(record["error"])
-            report_error(record["error"])
-        for warning in record.get("warnings", []):  # check's records have none
-            report_warning(f"{record['path']}: {warning}")
+        self.reported(record)
         if self.output_format == OutputFormat.jsonl:
             sys.stdout.write(json.dumps(record) + "\n")
         elif self.output_format == OutputFormat.csv:
@@ -408,9 +435,6 @@ def _print_table(records: list[dict[str, Any]]) -> None:
     _print_whole(table)
 
 
-LEGEND_FILE = "labels.json"  # beside segment's outputs: each label's id, part name and colour, and the model
-
-
 class SegmentFormat(str, Enum):
     ply = "ply"
     npy = "npy"
@@ -451,91 +475,53 @@ def segment(
     if per_face and output_format != SegmentFormat.ply:
         fail_usage("--per-face needs --format ply (only PLY holds faces)")
     files, bad = _collect_inputs(paths, recursive)
-    targets, failures = _output_targets(files, bad, out, output_format.value)  # refusals before any work
+    plan, lines = _plan_outputs(files, bad, out, output_format.value)  # refusals before any work
     loaded = _load(model, device, "segment")
-    from geocli.api import segment as run_segment
-    from geocli.io.writers import Legend, write_legend, write_segmentation
+    from geocli.labelled import LEGEND_FILE, segment_files, write_batch_legend
 
-    legend = Legend.of(loaded.card)
     try:  # before any output, so that every output under --out has it, an interrupted batch's too
-        write_legend(out / LEGEND_FILE, legend)
+        write_batch_legend(out, loaded)
     except OSError as error:
         report_error(f"cannot write {out / LEGEND_FILE} ({error.strerror or error})")
         raise typer.Exit(1) from None
-
-    todo = []
-    for path, target in targets.items():
-        if resume and target.exists():
-            sys.stdout.write(
-                json.dumps({"input": path, "output": str(target), "skipped": "output exists (--resume)"}) + "\n"
-            )
-        else:
-            todo.append(path)
-    done = 0
-    results = run_segment(todo, loaded, seed=seed, max_points=max_points, workers=_workers(workers))
-    with _StopOnSignal() as stop, _progress(len(todo), "segmenting") as advance, closing(results):
-        try:
-            for result in results:
-                if result.error:
-                    failures += 1
-                    report_error(_cli_wording(result.error))
-                else:
-                    geometry, target = result.geometry, targets[result.path]
-                    assert geometry is not None and result.labels is not None  # set on every success
-                    try:
-                        write_segmentation(
-                            target,
-                            geometry,
-                            result.labels,
-                            fmt=output_format.value,
-                            scores=result.scores if scores else None,
-                            face_labels=result.face_labels if per_face else None,
-                            legend=legend,
-                        )
-                    except (OSError, ValueError) as error:  # ValueError: a value the format cannot hold
-                        failures += 1
-                        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
-                        report_error(f"{result.path}: cannot write {target} ({reason})")
-                    else:
-                        for warning in result.warnings:
-                            report_warning(f"{result.path}: {warning}")
-                        sys.stdout.write(json.dumps({**result.to_dict(), "output": str(target)}) + "\n")
-                sys.stdout.flush()
-                done += 1
-                advance()
-                stop.check()
-        except KeyboardInterrupt:
-            report_error(
-                f"interrupted after {done} of {len(todo)} files; finished outputs are complete, "
-                "run again with --resume to do the rest"
-            )
-            raise typer.Exit(130) from None
-    raise typer.Exit(1 if failures else 0)
+    skipped, todo = plan.resume() if resume else ([], plan.targets)
+    for written in skipped:
+        lines.emit(written.to_dict())
+    results = segment_files(
+        todo,
+        loaded,
+        fmt=output_format.value,
+        scores=scores,
+        per_face=per_face,
+        seed=seed,
+        max_points=max_points,
+        workers=_workers(workers),
+    )
+    _stream(
+        lines,
+        results,
+        len(todo),
+        "segmenting",
+        "finished outputs are complete, run again with --resume to do the rest",
+    )
 
 
-def _output_targets(files: list[str], bad: list[Any], out: Path, extension: str) -> tuple[dict[str, Path], int]:
-    """Where each input's output goes (:func:`geocli.outputs.output_paths`), for the inputs that get one.
+def _plan_outputs(files: list[str], bad: list[Any], out: Path, extension: str) -> tuple[Any, _Lines]:
+    """Where each input's output goes (:func:`geocli.outputs.plan_outputs`), and the stdout lines to come.
 
     Unusable inputs and inputs whose output would overwrite an input are reported, one line
-    each, and left out; their count is returned with the targets, in input order.
+    each, and counted as failures; a batch that cannot be written as asked is a usage error.
     """
-    from geocli.outputs import OutputError, output_paths
+    from geocli.outputs import OutputError, plan_outputs
 
     try:
-        planned = output_paths(files, out, extension)
+        plan = plan_outputs(files, out, extension)
     except OutputError as error:  # two inputs for one output, or --out a file: nothing is done
         fail_usage(str(error))
-    for item in bad:
-        report_error(item.error)
-    targets: dict[str, Path] = {}
-    refused = 0
-    for path, target in planned.items():
-        if isinstance(target, str):  # the output would replace an input
-            refused += 1
-            report_error(target)
-        else:
-            targets[path] = target
-    return targets, len(bad) + refused
+    lines = _Lines()
+    for message in [item.error for item in bad] + plan.refused:
+        lines.emit({"error": message})
+    return plan, lines
 
 
 @app.command()
@@ -573,7 +559,7 @@ def check(
     results = check_invariance(
         files, loaded, rotations=rotations, seed=seed, max_points=max_points, workers=_workers(workers)
     )
-    _stream_records(records, results, len(files), "checking")
+    _stream(records, results, len(files), "checking", "the results above are complete")
 
 
 def _share(value: float | None) -> str:
@@ -620,36 +606,12 @@ def align(
 ) -> None:
     """Write each input in the model's canonical pose, in its own units: a PLY and its transform as JSON (also on stdout)."""  # noqa: E501 (Rich help keeps line breaks)
     files, bad = _collect_inputs(paths, recursive)
-    targets, failures = _output_targets(files, bad, out, "ply")  # refusals before any work
+    plan, lines = _plan_outputs(files, bad, out, "ply")  # refusals before any work
     loaded = _load(model, "cpu")
-    from geocli.align import align as run_align
-    from geocli.align import write_alignment
+    from geocli.align import align_files
 
-    done = 0
-    results = run_align(list(targets), loaded, seed=seed, max_points=max_points, workers=_workers(workers))
-    with _StopOnSignal() as stop, _progress(len(targets), "aligning") as advance, closing(results):
-        try:
-            for result in results:
-                if result.error:
-                    failures += 1
-                    report_error(_cli_wording(result.error))
-                else:
-                    target = targets[result.path]
-                    try:
-                        record = write_alignment(result, target)
-                    except OSError as error:
-                        failures += 1
-                        report_error(f"{result.path}: cannot write {target} ({error.strerror or error})")
-                    else:
-                        sys.stdout.write(json.dumps(record) + "\n")
-                sys.stdout.flush()
-                done += 1
-                advance()
-                stop.check()
-        except KeyboardInterrupt:
-            report_error(f"interrupted after {done} of {len(targets)} files; finished outputs are complete")
-            raise typer.Exit(130) from None
-    raise typer.Exit(1 if failures else 0)
+    results = align_files(plan.targets, loaded, seed=seed, max_points=max_points, workers=_workers(workers))
+    _stream(lines, results, len(plan.targets), "aligning", "finished outputs are complete")
 
 
 @app.command()
@@ -701,27 +663,24 @@ def models(
     if as_json:
         typer.echo(json.dumps(cards, indent=2))
         return
+    from geocli.model_tables import models_markdown, models_tables
+
+    if markdown:
+        typer.echo(models_markdown(cards), nl=False)
+        return
     from rich import box
     from rich.table import Table
 
-    for task, (title, header, row) in MODEL_TABLES.items():
-        rows = [row(card) for card in cards if card["task"] == task]
-        if not rows:
-            continue
-        if markdown:
-            lines = [header, ["---"] * len(header), *rows]
-            typer.echo(f"**{title}**\n\n" + "\n".join("| " + " | ".join(line) + " |" for line in lines) + "\n")
-        else:
-            # Cells never truncate (a name is what --model takes); headings wrap instead. A
-            # pipe or file gets the table's full width, not the 80 columns Rich assumes there.
-            table = Table(title=title, box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
-            for column, heading in enumerate(header):
-                table.add_column(heading, min_width=max(len(cells[column]) for cells in rows))
-            for cells in rows:
-                _literal_row(table, *cells)
-            _print_whole(table)
-    if not markdown:
-        _print_families()
+    for title, header, rows in models_tables(cards):
+        # Cells never truncate (a name is what --model takes); headings wrap instead. A
+        # pipe or file gets the table's full width, not the 80 columns Rich assumes there.
+        table = Table(title=title, box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
+        for column, heading in enumerate(header):
+            table.add_column(heading, min_width=max(len(cells[column]) for cells in rows))
+        for cells in rows:
+            _literal_row(table, *cells)
+        _print_whole(table)
+    _print_families()
 
 
 def _print_families() -> None:
@@ -748,6 +707,8 @@ def _print_card(card: ModelCard) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    from geocli.model_tables import MODEL_TABLES, dig
+
     title, header, row = MODEL_TABLES[card["task"]]
     console = Console()
     console.print(Text(f"{card['name']}: {'part segmenter' if card['task'] == 'segment' else 'classifier'}", "bold"))
@@ -759,7 +720,7 @@ def _print_card(card: ModelCard) -> None:
     _literal_row(facts, "figures", title)
     for heading, value in [*zip(header, row(card)), ("invariance", card.get("invariance", "-"))]:
         _literal_row(facts, heading, value)
-    _literal_row(facts, "weights sha256", _dig(card, "weights", "sha256") or "-")
+    _literal_row(facts, "weights sha256", dig(card, "weights", "sha256") or "-")
     _print_whole(facts)  # a pipe gets the hash on one line
     parts: dict[str, list[str]] = {}
     for index, name in enumerate(card["classes"]):
@@ -775,97 +736,6 @@ def _print_card(card: ModelCard) -> None:
         console.print(categories)
     else:
         console.print(Columns([Text(f"{i:>3} {name}") for i, name in enumerate(card["classes"])], column_first=True))
-
-
-def _dig(card: Any, *keys: str) -> Any:
-    """``card[k1][k2]...``, or ``None`` where a key is missing or a level is not an object (a user's odd card)."""
-    for key in keys:
-        if not isinstance(card, dict):
-            return None
-        card = card.get(key)
-    return card
-
-
-def _percent(value: Any) -> str:
-    return f"{value * 100:.1f}" if isinstance(value, int | float) and not isinstance(value, bool) else "-"
-
-
-def _card_common(card: ModelCard) -> tuple[list[str], list[str]]:
-    """Columns every model has: identity first, training size last."""
-    head = [card["name"], card["family"], str(len(card["classes"])), str(card["input_points"])]
-    size = _dig(card, "weights", "bytes")
-    tail = [
-        _percent(_dig(card, "metrics", "rotation_agreement", "agreement")),
-        _epochs(card.get("training", {})),
-        f"{size / 1e6:.1f}" if isinstance(size, int) else "-",
-    ]
-    return head, tail
-
-
-def _epochs(training: dict[str, Any]) -> str:
-    """Epochs since random initialisation; "N+" when only the last run's N are known (it continued other weights)."""
-    if training.get("epochs_in_total") is not None:
-        return str(training["epochs_in_total"])
-    if "epochs_trained" not in training:
-        return "-"
-    return f"{training['epochs_trained']}{'' if training.get('started_from') == RANDOM_START else '+'}"
-
-
-def _classifier_row(card: ModelCard) -> list[str]:
-    """One classifier's summary; every figure is read from the card's eval-produced metrics."""
-    head, tail = _card_common(card)
-    protocols = ("z/z", "z/SO3", "SO3/SO3", "single-view/SO3")
-    return [*head, *(_percent(_dig(card, "metrics", "protocols", p, "overall_accuracy")) for p in protocols), *tail]
-
-
-def _segmenter_row(card: ModelCard) -> list[str]:
-    """One segmenter's summary: point accuracy as given and under SO3, then SO3 mean IoUs."""
-    head, tail = _card_common(card)
-    figures = [
-        ("as given", "point_accuracy"),
-        ("SO3", "point_accuracy"),
-        ("SO3", "category_miou"),
-        ("SO3", "instance_miou"),
-    ]
-    return [*head, *(_percent(_dig(card, "metrics", "protocols", *figure)) for figure in figures), *tail]
-
-
-MODEL_TABLES = {
-    "classify": (
-        "Classifiers (ModelNet40 test, overall accuracy)",
-        [
-            "name",
-            "family",
-            "classes",
-            "points",
-            "z/z %",
-            "z/SO3 %",
-            "SO3/SO3 %",
-            "single-view %",
-            "agreement %",
-            "epochs",
-            "MB",
-        ],
-        _classifier_row,
-    ),
-    "segment": (
-        "Part segmenters (Labeled PSB test, no category given)",
-        [
-            "name",
-            "family",
-            "parts",
-            "points",
-            "accuracy as given %",
-            "accuracy SO3 %",
-            "category mIoU SO3 %",
-            "instance mIoU SO3 %",
-            "agreement %",
-            "epochs",
-            "MB",
-        ],
-        _segmenter_row,
-    ),
-}
 
 
 def _recipe_help() -> str:
@@ -907,8 +777,8 @@ def train(
     device: DeviceOption = "auto",
 ) -> None:
     """Train a classifier (ModelNet40) or segmenter (Labeled PSB); resumable, seeded, selected on a validation split."""
-    from geocli.api import resolve_device
     from geocli.data import DATASETS
+    from geocli.devices import resolve_device
     from geocli.train import RunError, recipe
     from geocli.train import train as run_train
 
@@ -991,9 +861,9 @@ def evaluate(
     device: DeviceOption = "auto",
 ) -> None:
     """Classifiers: accuracy under z/z, z/SO3, SO3/SO3; segmenters: accuracy and mIoU as given and under SO3. One JSON report."""  # noqa: E501 (Rich help keeps line breaks)
-    from geocli.evaluate import card_metrics, evaluate_classifier, evaluate_segmenter
+    from geocli.evaluate import evaluate_classifier, evaluate_segmenter
+    from geocli.evaluate import update_card as copy_figures
     from geocli.io.atomic import atomic_write
-    from geocli.zoo import read_card, resolve, write_card
 
     loaded = _load(model, device)
     console = _stderr_console()
@@ -1014,12 +884,10 @@ def evaluate(
     else:
         typer.echo(text)
     if update_card:
-        card_path = resolve(model)[0]
         try:
-            metrics = card_metrics(report)
+            card_path = copy_figures(model, report)
         except ValueError as error:
             fail_usage(str(error))
-        write_card(card_path, {**read_card(card_path), "metrics": metrics})
         typer.echo(f"updated {card_path}", err=True)
 
 

@@ -19,6 +19,7 @@ on the shapes as given and once under seeded SO(3) rotations.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from geocli.io import Geometry
 from geocli.metrics import accuracy_report, segmentation_report
 from geocli.nets.registry import INVARIANCE
 from geocli.parts import part_categories
-from geocli.zoo import LoadedModel, ModelCard, sha256_of
+from geocli.zoo import LoadedModel, ModelCard, read_card, resolve, sha256_of, write_card
 
 PROTOCOLS = {"z/z": "z", "z/SO3": "so3", "SO3/SO3": "so3"}
 SEGMENTATION_PROTOCOLS = {"as given": "none", "SO3": "so3"}
@@ -253,3 +254,11 @@ def card_metrics(report: dict[str, Any]) -> dict[str, Any]:
         "weights_sha256": report["weights_sha256"],
         "produced_by": "geocli eval",
     }
+
+
+def update_card(model: str | os.PathLike, report: dict[str, Any]) -> Path:
+    """Copy a report's figures (:func:`card_metrics`) onto the card of ``model`` (a name or a card's path),
+    the rest of the card as it was; returns the card's path. A partial report is a ``ValueError``."""
+    card_path = resolve(model)[0]
+    write_card(card_path, {**read_card(card_path), "metrics": card_metrics(report)})
+    return card_path
