@@ -30,6 +30,7 @@ from geocli.nets.registry import DEFAULT_FAMILY, FAMILIES, list_families  # no t
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from geocli.outputs import OutputPlan
     from geocli.zoo import ModelCard
 
 
@@ -506,7 +507,7 @@ def segment(
     )
 
 
-def _plan_outputs(files: list[str], bad: list[Any], out: Path, extension: str) -> tuple[Any, _Lines]:
+def _plan_outputs(files: list[str], bad: list[Any], out: Path, extension: str) -> tuple[OutputPlan, _Lines]:
     """Where each input's output goes (:func:`geocli.outputs.plan_outputs`), and the stdout lines to come.
 
     Unusable inputs and inputs whose output would overwrite an input are reported, one line

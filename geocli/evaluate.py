@@ -41,14 +41,15 @@ from geocli.zoo import LoadedModel, ModelCard, read_card, resolve, sha256_of, wr
 
 PROTOCOLS = {"z/z": "z", "z/SO3": "so3", "SO3/SO3": "so3"}
 SEGMENTATION_PROTOCOLS = {"as given": "none", "SO3": "so3"}
-TRAIN_ROTATIONS = {"invariant": ("z/z", "z/SO3", "SO3/SO3"), "z": ("z/z", "z/SO3"), "so3": ("SO3/SO3",)}
+# The protocols a classifier is evaluated under, by the rotations it was trained with (its card's train_rotation).
+PROTOCOLS_BY_TRAIN_ROTATION = {"invariant": ("z/z", "z/SO3", "SO3/SO3"), "z": ("z/z", "z/SO3"), "so3": ("SO3/SO3",)}
 LEARNED_AGREEMENT_POSES = 4
 # Every test shape seen from one seeded viewpoint (hidden point removal), then posed at random.
 SINGLE_VIEW_PROTOCOL = "single-view/SO3"
 
 
 def protocols_for(card: ModelCard) -> tuple[str, ...]:
-    return TRAIN_ROTATIONS[card.get("training", {}).get("train_rotation", "invariant")]
+    return PROTOCOLS_BY_TRAIN_ROTATION[card.get("training", {}).get("train_rotation", "invariant")]
 
 
 def poses_for(card: ModelCard, protocols: dict[str, str]) -> list[tuple[str | None, str]]:
