@@ -2,7 +2,7 @@
 
 >>> import geocli
 >>> model = geocli.load_model()                    # the default shipped classifier
->>> geocli.classify("scan.ply", model=model)[0].label
+>>> next(geocli.classify("scan.ply", model=model)).label
 >>> result = next(geocli.segment("scan.ply"))      # the default shipped segmenter
 >>> result.category, result.labels                 # one part label per input point
 """
@@ -10,9 +10,7 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
@@ -28,38 +26,13 @@ from geocli.geometry.sampling import normalize_unit_sphere, sample_surface
 from geocli.io import Geometry, GeometryError, read_geometry, validate_points
 from geocli.ops import farthest_point_sample, knn
 from geocli.parts import decode, part_categories
-from geocli.prefetch import prefetch
-from geocli.zoo import LoadedModel
-from geocli.zoo import load_model as _load_model
+from geocli.pipeline import Prepared, Result, Timings, run
+from geocli.zoo import LoadedModel, load_model
 
 PRESAMPLE_FACTOR = 32  # clouds over 32n points are thinned invariantly before FPS (see radius_stratified)
 MESH_SAMPLES_PER_INPUT_POINT = 2  # meshes: 2n area-weighted samples, then FPS to n, as in training
 
 Input = str | os.PathLike | np.ndarray
-
-
-DEVICE_SPEC = re.compile(r"cpu|cuda(:\d+)?")
-
-
-def resolve_device(spec: str = "auto") -> torch.device:
-    """'auto' picks CUDA when available; 'cuda' or 'cuda:N' without a GPU is a clear error.
-
-    Anything else is refused in one line naming the choices: ``torch.device`` would list
-    every device type torch knows (twenty of them), most of which geocli cannot run on.
-    """
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if not DEVICE_SPEC.fullmatch(spec):
-        raise ValueError(f"unknown device {spec!r}; choose auto, cpu, cuda or cuda:N")
-    device = torch.device(spec)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {spec!r} requested but CUDA is not available")
-    return device
-
-
-def load_model(name: str | os.PathLike = DEFAULT_CLASSIFIER, device: str = "auto") -> LoadedModel:
-    """A shipped model by name, or your own ``.json`` + ``.safetensors`` pair by path."""
-    return _load_model(name, device=str(resolve_device(device)))
 
 
 def require_task(model: LoadedModel, task: str) -> LoadedModel:
@@ -95,13 +68,16 @@ class Prediction:
     source_points: int | None = None
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    timings: Timings = field(default_factory=Timings, repr=False, compare=False)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Every field, ``None`` (``[]`` for lists) where it does not apply.
+    def to_dict(self, timings: bool = False) -> dict[str, Any]:
+        """Every field, ``None`` (``[]`` for lists) where it does not apply; ``timings`` only when asked for.
 
-        Failed and classified inputs share one schema, so a consumer never branches on the record's shape.
+        Failed and classified inputs share one schema, so a consumer never branches on the record's shape;
+        the timings change from run to run, and the record does not.
         """
-        return asdict(self)
+        record = asdict(self)
+        return record if timings else {key: value for key, value in record.items() if key != "timings"}
 
 
 @dataclass
@@ -202,106 +178,56 @@ def classify(
     seed: int = 0,
     max_points: int | None = None,
     workers: int = 0,
-    on_result: Callable[[Prediction], None] | None = None,
-) -> list[Prediction]:
-    """Classify files or (N,3) arrays; a bad input yields a Prediction with ``error`` set.
-
-    Results come back in input order, and ``on_result`` sees them in that order as soon
-    as each is known, so a caller can stream results and show progress on long lists
-    (:func:`classify_iter` is the same as a generator). ``workers`` as in :func:`classify_iter`.
-    """
-    results = []
-    predictions = classify_iter(
-        inputs,
-        model,
-        top_k=top_k,
-        batch_size=batch_size,
-        device=device,
-        seed=seed,
-        max_points=max_points,
-        workers=workers,
-    )
-    with closing(predictions):
-        for prediction in predictions:
-            if on_result:
-                on_result(prediction)
-            results.append(prediction)
-    return results
-
-
-def classify_iter(
-    inputs: Input | Iterable[Input],
-    model: LoadedModel | str = DEFAULT_CLASSIFIER,
-    *,
-    top_k: int = 5,
-    batch_size: int = 16,
-    device: str = "auto",
-    seed: int = 0,
-    max_points: int | None = None,
-    workers: int = 0,
 ) -> Generator[Prediction, None, None]:
-    """:func:`classify`'s predictions as a generator, each yielded in input order as soon as it is known.
+    """Classify files or (N,3) arrays: one :class:`Prediction` per input, in input order, each as soon as known.
 
-    ``workers`` threads read and prepare the next files (:func:`read_prepared`, run exactly as
-    with ``workers=0``, which does it here, one file after another) while the network runs
-    a batch. The next batch and two files per worker are prepared ahead (:func:`geocli.prefetch.prefetch`),
-    so at most two batches and two files per worker are held, however many inputs there are.
+    A bad input yields a Prediction with ``error`` set. ``batch_size`` clouds go through the
+    network at a time, and ``workers`` threads read and prepare the next files meanwhile (0:
+    here, one after another; the results are the same): see :func:`geocli.pipeline.run`, the
+    loop :func:`segment` shares. ``list(classify(...))`` holds them all.
     """
     model = _model_for("classify", model, device)
-    held: list[Prediction | tuple[str, NetworkInput, int]] = []  # in order: failures, and clouds awaiting the network
-    read = partial(_read_prepared, n=model.input_points, seed=seed, max_points=max_points)
 
-    def flush() -> list[Prediction]:
-        """Every held input's prediction, in order, after one network pass over the held clouds."""
-        waiting = [entry for entry in held if not isinstance(entry, Prediction)]
-        if not waiting:  # held starts with a cloud: nothing, then, is held
-            return []
-        logits = predict_logits(model, torch.from_numpy(np.stack([prepared.cloud for _, prepared, _ in waiting])))
-        predictions = iter(_predictions(model, logits, [name for name, _, _ in waiting], top_k))
-        out = []
-        for entry in held:
-            if not isinstance(entry, Prediction):
-                _, prepared, source_points = entry
-                entry = next(predictions)
-                entry.points, entry.source_points = int(prepared.cloud.shape[0]), source_points
-                entry.warnings = prepared.warnings
-            out.append(entry)
-        return out
+    def network(batch: list[Prepared[NetworkInput]]) -> list[Prediction]:
+        """The batch's predictions, after one network pass over its clouds."""
+        ready = [entry.ready for entry in batch if entry.ready is not None]
+        logits = predict_logits(model, torch.from_numpy(np.stack([prepared.cloud for prepared in ready])))
+        predictions = _predictions(model, logits, [entry.name for entry in batch], top_k)
+        for prediction, entry, prepared in zip(predictions, batch, ready):
+            assert entry.geometry is not None  # set on every prepared input
+            prediction.points, prediction.source_points = int(prepared.cloud.shape[0]), len(entry.geometry.points)
+            prediction.warnings = prepared.warnings
+        return predictions
 
-    window = batch_size + 2 * workers  # a whole next batch is prepared while the network runs this one
-    prepared_inputs = prefetch(read, _named(inputs), workers, window)
-    with closing(prepared_inputs):
-        for name, outcome in prepared_inputs:
-            if isinstance(outcome, GeometryError):
-                failed = Prediction(path=name, error=str(outcome))
-                if held:  # it waits behind the clouds before it, to keep input order
-                    held.append(failed)
-                else:
-                    yield failed
-                continue
-            geometry, prepared = outcome
-            held.append((name, prepared, len(geometry.points)))
-            if sum(not isinstance(entry, Prediction) for entry in held) >= batch_size:
-                yield from flush()
-                held.clear()
-        yield from flush()
+    return _run(
+        inputs, model, network, Prediction, batch_size=batch_size, seed=seed, max_points=max_points, workers=workers
+    )
 
 
-def read_prepared(item: Input, name: str, n: int, seed: int, max_points: int | None) -> tuple[Geometry, NetworkInput]:
-    """The per-file work before the network: read (or validate) the input and :func:`prepare_input` it."""
-    geometry = as_geometry(item, name, max_points)
-    return geometry, prepare_input(geometry, n, seed)
+classify_iter = classify  # its name while classify returned a list; code written against it keeps working
 
 
-def _read_prepared(
-    named: tuple[str, Input], n: int, seed: int, max_points: int | None
-) -> tuple[str, tuple[Geometry, NetworkInput] | GeometryError]:
-    """:func:`read_prepared` for :func:`prefetch`: the name goes along, an unusable input is a value, not a raise."""
-    name, item = named
-    try:
-        return name, read_prepared(item, name, n, seed, max_points)
-    except GeometryError as error:
-        return name, error
+def _run(
+    inputs: Input | Iterable[Input],
+    model: LoadedModel,
+    network: Callable[[list[Prepared[NetworkInput]]], list[Result]],
+    failure: Callable[..., Result],
+    *,
+    batch_size: int,
+    seed: int,
+    max_points: int | None,
+    workers: int,
+) -> Generator[Result, None, None]:
+    """:func:`geocli.pipeline.run` with the stages every model shares: :func:`as_geometry`, :func:`prepare_input`."""
+    return run(
+        _named(inputs),
+        partial(as_geometry, max_points=max_points),
+        lambda geometry: prepare_input(geometry, model.input_points, seed),
+        network,
+        lambda entry: failure(path=entry.name, error=entry.error),
+        batch_size=batch_size,
+        workers=workers,
+    )
 
 
 def _named(inputs: Input | Iterable[Input]) -> Iterator[tuple[str, Input]]:
@@ -334,6 +260,7 @@ class Segmentation:
     geometry: Geometry | None = field(default=None, repr=False)
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    timings: Timings = field(default_factory=Timings, repr=False, compare=False)
 
     def part_counts(self) -> dict[str, int]:
         """Points per predicted part, by part name."""
@@ -342,17 +269,20 @@ class Segmentation:
         values, counts = np.unique(self.labels, return_counts=True)
         return {self.classes[v].split("/", 1)[-1]: int(c) for v, c in zip(values, counts)}
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready summary (no per-point arrays); ``warnings`` is always there, ``[]`` when none."""
+    def to_dict(self, timings: bool = False) -> dict[str, Any]:
+        """A JSON-ready summary (no per-point arrays); ``warnings`` is always there, ``[]`` when none, and
+        ``timings`` (:class:`geocli.pipeline.Timings`) only when asked for."""
         if self.error or self.labels is None:
-            return {"input": self.path, "error": self.error, "warnings": self.warnings}
-        return {
-            "input": self.path,
-            "category": self.category,
-            "points": int(len(self.labels)),
-            "parts": self.part_counts(),
-            "warnings": self.warnings,
-        }
+            record: dict[str, Any] = {"input": self.path, "error": self.error, "warnings": self.warnings}
+        else:
+            record = {
+                "input": self.path,
+                "category": self.category,
+                "points": int(len(self.labels)),
+                "parts": self.part_counts(),
+                "warnings": self.warnings,
+            }
+        return {**record, "timings": self.timings.to_dict()} if timings else record
 
 
 def nearest(queries: np.ndarray, references: np.ndarray) -> np.ndarray:
@@ -405,20 +335,21 @@ def segment(
 ) -> Generator[Segmentation, None, None]:
     """Part labels for files or (N,3) arrays, one :class:`Segmentation` per input, in order.
 
-    A generator, unlike :func:`classify`: each result holds a label per input point, and
-    a folder of million-point scans must not be held in memory at once. A bad input
-    yields a result with ``error`` set. ``workers`` threads read and prepare the next
-    inputs (two each at most) while the network labels this one, as in :func:`classify_iter`.
+    The same generator as :func:`classify` (:func:`geocli.pipeline.run`), one input per network
+    pass: each result holds a label per input point, and a folder of million-point scans
+    must not be held in memory at once. A bad input yields a result with ``error`` set.
+    ``workers`` threads read and prepare the next inputs (two each at most) meanwhile.
     """
     model = _model_for("segment", model, device)
-    read = partial(_read_prepared, n=model.input_points, seed=seed, max_points=max_points)
-    prepared_inputs = prefetch(read, _named(inputs), workers, 2 * workers)
-    with closing(prepared_inputs):
-        for name, outcome in prepared_inputs:
-            if isinstance(outcome, GeometryError):
-                yield Segmentation(path=name, error=str(outcome))
-            else:
-                yield _segment_prepared(model, *outcome)
+
+    def network(batch: list[Prepared[NetworkInput]]) -> list[Segmentation]:
+        results = []
+        for entry in batch:
+            assert entry.geometry is not None and entry.ready is not None  # set on every prepared input
+            results.append(_segment_prepared(model, entry.geometry, entry.ready))
+        return results
+
+    return _run(inputs, model, network, Segmentation, batch_size=1, seed=seed, max_points=max_points, workers=workers)
 
 
 def as_geometry(item: Input, name: str, max_points: int | None = None) -> Geometry:

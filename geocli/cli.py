@@ -32,7 +32,6 @@ from geocli.defaults import (
     FLOOR_DISTANCE,
     FLOOR_SHARE,
     MIN_OBJECT_POINTS,
-    RANDOM_START,
 )
 from geocli.nets.registry import DEFAULT_FAMILY, FAMILIES, list_families  # no torch: the help lists them
 
@@ -40,6 +39,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from geocli.clusters import ClusterOptions
+    from geocli.outputs import OutputPlan
     from geocli.zoo import ModelCard
 
 
@@ -340,7 +340,8 @@ def classify(
     scenes = _cluster_options(clusters, floor_distance, floor_share, cluster_eps, min_object_points)
     files, bad = _collect_inputs(paths, recursive)
     loaded = _load(model, device, "classify")
-    from geocli.api import Prediction, classify_iter
+    from geocli.api import Prediction
+    from geocli.api import classify as run_classify
     from geocli.scenes import ObjectPrediction, classify_scenes
 
     k, objects = min(top_k, len(loaded.classes)), scenes is not None
@@ -353,40 +354,79 @@ def classify(
     for item in bad:
         records.emit((ObjectPrediction if objects else Prediction)(path=item.path, error=item.error).to_dict())
     run: Callable[..., Generator[Any, None, None]] = (
-        classify_iter if scenes is None else partial(classify_scenes, options=scenes)
+        run_classify if scenes is None else partial(classify_scenes, options=scenes)
     )
     results = run(
         files, loaded, top_k=top_k, batch_size=batch_size, seed=seed, max_points=max_points, workers=_workers(workers)
     )
-    _stream_records(records, results, len(files), "classifying", (lambda scene: scene.records()) if objects else None)
+    _stream(
+        records,
+        results,
+        len(files),
+        "classifying",
+        "the results above are complete",
+        (lambda scene: scene.records()) if objects else None,
+    )
 
 
-def _stream_records(
-    records: _Records,
+def _stream(
+    sink: _Lines,
     results: Generator[Any, None, None],
     total: int,
     doing: str,
+    complete: str,
     records_of: Callable[[Any], list[dict[str, Any]]] | None = None,
 ) -> NoReturn:
-    """Emit each result's records (``records_of``; by default its ``to_dict()``) as they come, under a progress
-    bar; stop between files on a signal; exit 1 if any failed."""
+    """Every command's loop: emit each result's records (``records_of``; by default its ``to_dict()``) as they
+    come, under a progress bar; stop between files on a signal (saying what is ``complete``, exit 130); exit 1
+    if any input failed."""
     done = 0
     with _StopOnSignal() as stop, _progress(total, doing) as advance, closing(results):
         try:
             for result in results:
                 for record in records_of(result) if records_of else [result.to_dict()]:
-                    records.emit(record)
+                    sink.emit(record)
                 done += 1
                 advance()
                 stop.check()
         except KeyboardInterrupt:
-            report_error(f"interrupted after {done} of {total} files; the results above are complete")
+            report_error(f"interrupted after {done} of {total} files; {complete}")
             raise typer.Exit(130) from None
-    records.close()
-    raise typer.Exit(1 if records.failures else 0)
+    sink.close()
+    raise typer.Exit(1 if sink.failures else 0)
 
 
-class _Records:
+class _Lines:
+    """segment's and align's stdout: one JSON line per output written (or skipped by --resume).
+
+    A failed input is one stderr line instead, counted for the exit code (``failures``
+    starts at the inputs refused before the batch); a warning is one stderr line too.
+    """
+
+    def __init__(self, failures: int = 0) -> None:
+        self.failures = failures
+
+    def emit(self, record: dict[str, Any]) -> None:
+        if self.reported(record):
+            sys.stdout.write(json.dumps(record) + "\n")
+        sys.stdout.flush()
+
+    def reported(self, record: dict[str, Any]) -> bool:
+        """Report a record's error or warnings on stderr; whether it goes on to stdout (a failure does not)."""
+        if record.get("error"):
+            self.failures += 1
+            record["error"] = _cli_wording(record["error"])
+            report_error(record["error"])
+            return False
+        for warning in record.get("warnings", []):  # check's records have none
+            report_warning(f"{record.get('path', record.get('input'))}: {warning}")
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+class _Records(_Lines):
     """One record per input, failed ones included, in classify's and check's formats.
 
     jsonl and csv print each record as it comes, so a pipe sees progress; json and the
@@ -401,19 +441,14 @@ class _Records:
         cells: Callable[[dict[str, Any]], list[Any]],
         table: Callable[[list[dict[str, Any]]], None],
     ) -> None:
+        super().__init__()
         self.output_format, self.cells, self.table = output_format, cells, table
         self.collected: list[dict[str, Any]] = []
-        self.failures = 0
         if output_format == OutputFormat.csv:
             sys.stdout.write(_csv_line(columns))
 
     def emit(self, record: dict[str, Any]) -> None:
-        if record["error"]:
-            self.failures += 1
-            record["error"] = _cli_wording(record["error"])
-            report_error(record["error"])
-        for warning in record.get("warnings", []):  # check's records have none
-            report_warning(f"{record['path']}: {warning}")
+        self.reported(record)
         if self.output_format == OutputFormat.jsonl:
             sys.stdout.write(json.dumps(record) + "\n")
         elif self.output_format == OutputFormat.csv:
@@ -519,9 +554,6 @@ def _print_table(records: list[dict[str, Any]], objects: bool = False) -> None:
     _print_whole(table)
 
 
-LEGEND_FILE = "labels.json"  # beside segment's outputs: each label's id, part name and colour, and the model
-
-
 class SegmentFormat(str, Enum):
     ply = "ply"
     npy = "npy"
@@ -573,101 +605,55 @@ def segment(
         fail_usage("--per-face cannot be used with --clusters (a scene's objects are labelled by their points)")
     scenes = _cluster_options(clusters, floor_distance, floor_share, cluster_eps, min_object_points)
     files, bad = _collect_inputs(paths, recursive)
-    targets, failures = _output_targets(files, bad, out, output_format.value)  # refusals before any work
+    plan, lines = _plan_outputs(files, bad, out, output_format.value)  # refusals before any work
     loaded = _load(model, device, "segment")
-    from geocli.api import segment as run_segment
-    from geocli.io.writers import Legend, write_legend, write_segmentation
-    from geocli.scenes import segment_scenes
+    from geocli.labelled import LEGEND_FILE, segment_files, write_batch_legend
 
-    legend = Legend.of(loaded.card)
     try:  # before any output, so that every output under --out has it, an interrupted batch's too
-        write_legend(out / LEGEND_FILE, legend)
+        write_batch_legend(out, loaded)
     except OSError as error:
         report_error(f"cannot write {out / LEGEND_FILE} ({error.strerror or error})")
         raise typer.Exit(1) from None
-
-    todo = []
-    for path, target in targets.items():
-        if resume and target.exists():
-            sys.stdout.write(
-                json.dumps({"input": path, "output": str(target), "skipped": "output exists (--resume)"}) + "\n"
-            )
-        else:
-            todo.append(path)
-    done = 0
-    run: Callable[..., Generator[Any, None, None]] = (
-        run_segment if scenes is None else partial(segment_scenes, options=scenes)
+    skipped, todo = plan.resume() if resume else ([], plan.targets)
+    for written in skipped:
+        lines.emit(written.to_dict())
+    results = segment_files(
+        todo,
+        loaded,
+        fmt=output_format.value,
+        scores=scores,
+        per_face=per_face,
+        seed=seed,
+        max_points=max_points,
+        workers=_workers(workers),
+        scenes=scenes,
+        preview=preview,
     )
-    results = run(todo, loaded, seed=seed, max_points=max_points, workers=_workers(workers))
-    with _StopOnSignal() as stop, _progress(len(todo), "segmenting") as advance, closing(results):
-        try:
-            for result in results:
-                if result.error:
-                    failures += 1
-                    report_error(_cli_wording(result.error))
-                else:
-                    geometry, target = result.geometry, targets[result.path]
-                    assert geometry is not None and result.labels is not None  # set on every success
-                    try:
-                        write_segmentation(
-                            target,
-                            geometry,
-                            result.labels,
-                            fmt=output_format.value,
-                            scores=result.scores if scores else None,
-                            face_labels=result.face_labels if per_face else None,
-                            legend=legend,
-                            instances=getattr(result, "instances", None),
-                        )
-                        if preview:
-                            from geocli.preview import preview_path, write_preview
-
-                            title = f"{result.path}: {result.category} ({loaded.name})"
-                            write_preview(preview_path(target), geometry.points, result.labels, legend, title)
-                    except (OSError, ValueError) as error:  # ValueError: a value the format cannot hold
-                        failures += 1
-                        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
-                        report_error(f"{result.path}: cannot write {target} ({reason})")
-                    else:
-                        for warning in result.warnings:
-                            report_warning(f"{result.path}: {warning}")
-                        sys.stdout.write(json.dumps({**result.to_dict(), "output": str(target)}) + "\n")
-                sys.stdout.flush()
-                done += 1
-                advance()
-                stop.check()
-        except KeyboardInterrupt:
-            report_error(
-                f"interrupted after {done} of {len(todo)} files; finished outputs are complete, "
-                "run again with --resume to do the rest"
-            )
-            raise typer.Exit(130) from None
-    raise typer.Exit(1 if failures else 0)
+    _stream(
+        lines,
+        results,
+        len(todo),
+        "segmenting",
+        "finished outputs are complete, run again with --resume to do the rest",
+    )
 
 
-def _output_targets(files: list[str], bad: list[Any], out: Path, extension: str) -> tuple[dict[str, Path], int]:
-    """Where each input's output goes (:func:`geocli.outputs.output_paths`), for the inputs that get one.
+def _plan_outputs(files: list[str], bad: list[Any], out: Path, extension: str) -> tuple[OutputPlan, _Lines]:
+    """Where each input's output goes (:func:`geocli.outputs.plan_outputs`), and the stdout lines to come.
 
     Unusable inputs and inputs whose output would overwrite an input are reported, one line
-    each, and left out; their count is returned with the targets, in input order.
+    each, and counted as failures; a batch that cannot be written as asked is a usage error.
     """
-    from geocli.outputs import OutputError, output_paths
+    from geocli.outputs import OutputError, plan_outputs
 
     try:
-        planned = output_paths(files, out, extension)
+        plan = plan_outputs(files, out, extension)
     except OutputError as error:  # two inputs for one output, or --out a file: nothing is done
         fail_usage(str(error))
-    for item in bad:
-        report_error(item.error)
-    targets: dict[str, Path] = {}
-    refused = 0
-    for path, target in planned.items():
-        if isinstance(target, str):  # the output would replace an input
-            refused += 1
-            report_error(target)
-        else:
-            targets[path] = target
-    return targets, len(bad) + refused
+    lines = _Lines()
+    for message in [item.error for item in bad] + plan.refused:
+        lines.emit({"error": message})
+    return plan, lines
 
 
 @app.command()
@@ -705,7 +691,7 @@ def check(
     results = check_invariance(
         files, loaded, rotations=rotations, seed=seed, max_points=max_points, workers=_workers(workers)
     )
-    _stream_records(records, results, len(files), "checking")
+    _stream(records, results, len(files), "checking", "the results above are complete")
 
 
 def _share(value: float | None) -> str:
@@ -752,36 +738,12 @@ def align(
 ) -> None:
     """Write each input in the model's canonical pose, in its own units: a PLY and its transform as JSON (also on stdout)."""  # noqa: E501 (Rich help keeps line breaks)
     files, bad = _collect_inputs(paths, recursive)
-    targets, failures = _output_targets(files, bad, out, "ply")  # refusals before any work
+    plan, lines = _plan_outputs(files, bad, out, "ply")  # refusals before any work
     loaded = _load(model, "cpu")
-    from geocli.align import align as run_align
-    from geocli.align import write_alignment
+    from geocli.align import align_files
 
-    done = 0
-    results = run_align(list(targets), loaded, seed=seed, max_points=max_points, workers=_workers(workers))
-    with _StopOnSignal() as stop, _progress(len(targets), "aligning") as advance, closing(results):
-        try:
-            for result in results:
-                if result.error:
-                    failures += 1
-                    report_error(_cli_wording(result.error))
-                else:
-                    target = targets[result.path]
-                    try:
-                        record = write_alignment(result, target)
-                    except OSError as error:
-                        failures += 1
-                        report_error(f"{result.path}: cannot write {target} ({error.strerror or error})")
-                    else:
-                        sys.stdout.write(json.dumps(record) + "\n")
-                sys.stdout.flush()
-                done += 1
-                advance()
-                stop.check()
-        except KeyboardInterrupt:
-            report_error(f"interrupted after {done} of {len(targets)} files; finished outputs are complete")
-            raise typer.Exit(130) from None
-    raise typer.Exit(1 if failures else 0)
+    results = align_files(plan.targets, loaded, seed=seed, max_points=max_points, workers=_workers(workers))
+    _stream(lines, results, len(plan.targets), "aligning", "finished outputs are complete")
 
 
 @app.command()
@@ -833,27 +795,24 @@ def models(
     if as_json:
         typer.echo(json.dumps(cards, indent=2))
         return
+    from geocli.model_tables import models_markdown, models_tables
+
+    if markdown:
+        typer.echo(models_markdown(cards), nl=False)
+        return
     from rich import box
     from rich.table import Table
 
-    for task, (title, header, row) in MODEL_TABLES.items():
-        rows = [row(card) for card in cards if card["task"] == task]
-        if not rows:
-            continue
-        if markdown:
-            lines = [header, ["---"] * len(header), *rows]
-            typer.echo(f"**{title}**\n\n" + "\n".join("| " + " | ".join(line) + " |" for line in lines) + "\n")
-        else:
-            # Cells never truncate (a name is what --model takes); headings wrap instead. A
-            # pipe or file gets the table's full width, not the 80 columns Rich assumes there.
-            table = Table(title=title, box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
-            for column, heading in enumerate(header):
-                table.add_column(heading, min_width=max(len(cells[column]) for cells in rows))
-            for cells in rows:
-                _literal_row(table, *cells)
-            _print_whole(table)
-    if not markdown:
-        _print_families()
+    for title, header, rows in models_tables(cards):
+        # Cells never truncate (a name is what --model takes); headings wrap instead. A
+        # pipe or file gets the table's full width, not the 80 columns Rich assumes there.
+        table = Table(title=title, box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
+        for column, heading in enumerate(header):
+            table.add_column(heading, min_width=max(len(cells[column]) for cells in rows))
+        for cells in rows:
+            _literal_row(table, *cells)
+        _print_whole(table)
+    _print_families()
 
 
 def _print_families() -> None:
@@ -880,6 +839,8 @@ def _print_card(card: ModelCard) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    from geocli.model_tables import MODEL_TABLES, dig
+
     title, header, row = MODEL_TABLES[card["task"]]
     console = Console()
     console.print(Text(f"{card['name']}: {'part segmenter' if card['task'] == 'segment' else 'classifier'}", "bold"))
@@ -891,7 +852,7 @@ def _print_card(card: ModelCard) -> None:
     _literal_row(facts, "figures", title)
     for heading, value in [*zip(header, row(card)), ("invariance", card.get("invariance", "-"))]:
         _literal_row(facts, heading, value)
-    _literal_row(facts, "weights sha256", _dig(card, "weights", "sha256") or "-")
+    _literal_row(facts, "weights sha256", dig(card, "weights", "sha256") or "-")
     _print_whole(facts)  # a pipe gets the hash on one line
     parts: dict[str, list[str]] = {}
     for index, name in enumerate(card["classes"]):
@@ -907,97 +868,6 @@ def _print_card(card: ModelCard) -> None:
         console.print(categories)
     else:
         console.print(Columns([Text(f"{i:>3} {name}") for i, name in enumerate(card["classes"])], column_first=True))
-
-
-def _dig(card: Any, *keys: str) -> Any:
-    """``card[k1][k2]...``, or ``None`` where a key is missing or a level is not an object (a user's odd card)."""
-    for key in keys:
-        if not isinstance(card, dict):
-            return None
-        card = card.get(key)
-    return card
-
-
-def _percent(value: Any) -> str:
-    return f"{value * 100:.1f}" if isinstance(value, int | float) and not isinstance(value, bool) else "-"
-
-
-def _card_common(card: ModelCard) -> tuple[list[str], list[str]]:
-    """Columns every model has: identity first, training size last."""
-    head = [card["name"], card["family"], str(len(card["classes"])), str(card["input_points"])]
-    size = _dig(card, "weights", "bytes")
-    tail = [
-        _percent(_dig(card, "metrics", "rotation_agreement", "agreement")),
-        _epochs(card.get("training", {})),
-        f"{size / 1e6:.1f}" if isinstance(size, int) else "-",
-    ]
-    return head, tail
-
-
-def _epochs(training: dict[str, Any]) -> str:
-    """Epochs since random initialisation; "N+" when only the last run's N are known (it continued other weights)."""
-    if training.get("epochs_in_total") is not None:
-        return str(training["epochs_in_total"])
-    if "epochs_trained" not in training:
-        return "-"
-    return f"{training['epochs_trained']}{'' if training.get('started_from') == RANDOM_START else '+'}"
-
-
-def _classifier_row(card: ModelCard) -> list[str]:
-    """One classifier's summary; every figure is read from the card's eval-produced metrics."""
-    head, tail = _card_common(card)
-    protocols = ("z/z", "z/SO3", "SO3/SO3", "single-view/SO3")
-    return [*head, *(_percent(_dig(card, "metrics", "protocols", p, "overall_accuracy")) for p in protocols), *tail]
-
-
-def _segmenter_row(card: ModelCard) -> list[str]:
-    """One segmenter's summary: point accuracy as given and under SO3, then SO3 mean IoUs."""
-    head, tail = _card_common(card)
-    figures = [
-        ("as given", "point_accuracy"),
-        ("SO3", "point_accuracy"),
-        ("SO3", "category_miou"),
-        ("SO3", "instance_miou"),
-    ]
-    return [*head, *(_percent(_dig(card, "metrics", "protocols", *figure)) for figure in figures), *tail]
-
-
-MODEL_TABLES = {
-    "classify": (
-        "Classifiers (ModelNet40 test, overall accuracy)",
-        [
-            "name",
-            "family",
-            "classes",
-            "points",
-            "z/z %",
-            "z/SO3 %",
-            "SO3/SO3 %",
-            "single-view %",
-            "agreement %",
-            "epochs",
-            "MB",
-        ],
-        _classifier_row,
-    ),
-    "segment": (
-        "Part segmenters (Labeled PSB test, no category given)",
-        [
-            "name",
-            "family",
-            "parts",
-            "points",
-            "accuracy as given %",
-            "accuracy SO3 %",
-            "category mIoU SO3 %",
-            "instance mIoU SO3 %",
-            "agreement %",
-            "epochs",
-            "MB",
-        ],
-        _segmenter_row,
-    ),
-}
 
 
 def _recipe_help() -> str:
@@ -1044,8 +914,8 @@ def train(
     device: DeviceOption = "auto",
 ) -> None:
     """Train a classifier (ModelNet40) or segmenter (Labeled PSB); resumable, seeded, selected on a validation split."""
-    from geocli.api import resolve_device
     from geocli.data import DATASETS
+    from geocli.devices import resolve_device
     from geocli.train import RunError, recipe
     from geocli.train import train as run_train
 
@@ -1132,9 +1002,9 @@ def evaluate(
     device: DeviceOption = "auto",
 ) -> None:
     """Classifiers: accuracy under z/z, z/SO3, SO3/SO3; segmenters: accuracy and mIoU as given and under SO3. One JSON report."""  # noqa: E501 (Rich help keeps line breaks)
-    from geocli.evaluate import card_metrics, evaluate_classifier, evaluate_segmenter
+    from geocli.evaluate import evaluate_classifier, evaluate_segmenter
+    from geocli.evaluate import update_card as copy_figures
     from geocli.io.atomic import atomic_write
-    from geocli.zoo import read_card, resolve, write_card
 
     loaded = _load(model, device)
     console = _stderr_console()
@@ -1157,12 +1027,10 @@ def evaluate(
     else:
         typer.echo(text)
     if update_card:
-        card_path = resolve(model)[0]
         try:
-            metrics = card_metrics(report)
+            card_path = copy_figures(model, report)
         except ValueError as error:
             fail_usage(str(error))
-        write_card(card_path, {**read_card(card_path), "metrics": metrics})
         typer.echo(f"updated {card_path}", err=True)
 
 

@@ -20,6 +20,7 @@ on the shapes as given and once under seeded SO(3) rotations.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,18 +40,19 @@ from geocli.io import Geometry
 from geocli.metrics import accuracy_report, segmentation_report
 from geocli.nets.registry import INVARIANCE
 from geocli.parts import part_categories
-from geocli.zoo import LoadedModel, ModelCard, sha256_of
+from geocli.zoo import LoadedModel, ModelCard, read_card, resolve, sha256_of, write_card
 
 PROTOCOLS = {"z/z": "z", "z/SO3": "so3", "SO3/SO3": "so3"}
 SEGMENTATION_PROTOCOLS = {"as given": "none", "SO3": "so3"}
-TRAIN_ROTATIONS = {"invariant": ("z/z", "z/SO3", "SO3/SO3"), "z": ("z/z", "z/SO3"), "so3": ("SO3/SO3",)}
+# The protocols a classifier is evaluated under, by the rotations it was trained with (its card's train_rotation).
+PROTOCOLS_BY_TRAIN_ROTATION = {"invariant": ("z/z", "z/SO3", "SO3/SO3"), "z": ("z/z", "z/SO3"), "so3": ("SO3/SO3",)}
 LEARNED_AGREEMENT_POSES = 4
 # Every test shape seen from one seeded viewpoint (hidden point removal), then posed at random.
 SINGLE_VIEW_PROTOCOL = "single-view/SO3"
 
 
 def protocols_for(card: ModelCard) -> tuple[str, ...]:
-    return TRAIN_ROTATIONS[card.get("training", {}).get("train_rotation", "invariant")]
+    return PROTOCOLS_BY_TRAIN_ROTATION[card.get("training", {}).get("train_rotation", "invariant")]
 
 
 def poses_for(card: ModelCard, protocols: dict[str, str]) -> list[tuple[str | None, str]]:
@@ -318,3 +320,11 @@ def card_metrics(report: dict[str, Any]) -> dict[str, Any]:
         "weights_sha256": report["weights_sha256"],
         "produced_by": "geocli eval",
     }
+
+
+def update_card(model: str | os.PathLike, report: dict[str, Any]) -> Path:
+    """Copy a report's figures (:func:`card_metrics`) onto the card of ``model`` (a name or a card's path),
+    the rest of the card as it was; returns the card's path. A partial report is a ``ValueError``."""
+    card_path = resolve(model)[0]
+    write_card(card_path, {**read_card(card_path), "metrics": card_metrics(report)})
+    return card_path

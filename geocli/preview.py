@@ -60,7 +60,7 @@ def preview_figure(points: np.ndarray, labels: np.ndarray, legend: Legend, title
     handles = [
         Patch(
             color="#{:02x}{:02x}{:02x}".format(*label_colors(label)),
-            label=_plain(f"{label} {legend.classes[label]} ({count:,} points)"),
+            label=_plain(f"{label} {legend.classes[label] if label >= 0 else 'no object'} ({count:,} points)"),
         )
         for label, count in zip(present.tolist(), counts.tolist())
     ]

@@ -113,10 +113,11 @@ class SceneSegmentation(Segmentation):
     objects: list[Segmentation] = field(default_factory=list)
     split: SceneSplit | None = field(default=None, repr=False)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The scene's summary: its points, those in no object, and per object its category, points and parts."""
+    def to_dict(self, timings: bool = False) -> dict[str, Any]:
+        """The scene's summary: its points, those in no object, and per object its category, points and parts
+        (``timings`` as in :meth:`geocli.api.Segmentation.to_dict`)."""
         if self.error or self.labels is None or self.instances is None:
-            return super().to_dict()
+            return super().to_dict(timings)
         objects = [
             {
                 "instance": i,
@@ -132,6 +133,7 @@ class SceneSegmentation(Segmentation):
             "background_points": int((self.instances < 0).sum()),
             "objects": objects,
             "warnings": self.warnings,
+            **({"timings": self.timings.to_dict()} if timings else {}),
         }
 
 

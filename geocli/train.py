@@ -38,7 +38,7 @@ from geocli.data import TASK, dataset
 from geocli.data.pointset import DataError, PointSet, validation_split
 from geocli.defaults import DEFAULT_CLASSIFIER, DEFAULT_SEGMENTER
 from geocli.geometry.partial import single_views
-from geocli.geometry.rotations import frame_jitter, random_so3, random_z
+from geocli.geometry.rotations import RANDOM_ROTATIONS, frame_jitter
 from geocli.io import Geometry
 from geocli.io.atomic import atomic_write
 from geocli.metrics import segmentation_report
@@ -292,9 +292,6 @@ def _safetensors_bytes(tensors: dict[str, Tensor]) -> bytes:
     return save({k: v.contiguous() for k, v in tensors.items()})
 
 
-TRAIN_ROTATIONS = {"so3": random_so3, "z": random_z}
-
-
 def augment(
     model: Network, batch: dict[str, Tensor], config: TrainConfig, generator: torch.Generator
 ) -> dict[str, Tensor]:
@@ -312,7 +309,7 @@ def augment(
     if INVARIANCE[config.family] == "exact" and "canonical" in batch:
         rotations = frame_jitter(batch["canonical"], config.frame_jitter, config.tie_ratio, generator)
     else:
-        rotations = TRAIN_ROTATIONS[config.rotation](shape[0], generator).float()
+        rotations = RANDOM_ROTATIONS[config.rotation](shape[0], generator).float()
     return model.augment(batch, scale, noise, rotations, generator)
 
 

@@ -27,6 +27,7 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
 from geocli.defaults import DEFAULT_CLASSIFIER
+from geocli.devices import resolve_device
 from geocli.io.atomic import atomic_write
 from geocli.io.errors import one_line
 from geocli.nets.registry import TASKS, Network, create_model
@@ -205,8 +206,11 @@ class LoadedModel:
         return int(self.card["input_points"])
 
 
-def load_model(name_or_path: str | os.PathLike = DEFAULT_CLASSIFIER, device: str = "cpu") -> LoadedModel:
-    """Load a shipped model by name, or a user's own card + safetensors pair by path, with every check."""
+def load_model(name_or_path: str | os.PathLike = DEFAULT_CLASSIFIER, device: str = "auto") -> LoadedModel:
+    """Load a shipped model by name, or a user's own card + safetensors pair by path, with every check, onto
+    ``device`` (:func:`geocli.devices.resolve_device`: ``auto`` is CUDA where there is one); the one loader
+    (``geocli.load_model`` and :mod:`geocli.api` re-export it)."""
+    device = str(resolve_device(device))
     card_path, weights_path = resolve(name_or_path)
     card = read_card(card_path)
     data = weights_path.read_bytes()

@@ -56,7 +56,7 @@ def test_card_figures_come_from_a_complete_eval(card) -> None:
 @pytest.mark.parametrize("card", CARDS, ids=lambda c: c["name"])
 def test_shipped_checkpoint_is_invariant(card, modelnet_test) -> None:
     """Exact families to everything; PaRot (rotation invariance learned) to translation, scale and order."""
-    model = load_model(card["name"])
+    model = load_model(card["name"], device="cpu")
     points = torch.from_numpy(modelnet_test["points"][:1, : model.input_points])
     assert max_logit_change(model.net, points, count=20, seed=5, pose=exact(card)) < TOLERANCE
 
@@ -94,7 +94,7 @@ def test_segmenter_card_figures_come_from_a_complete_eval(card) -> None:
 def test_shipped_segmenter_labels_follow_the_points(card) -> None:
     """Per-point labels of a real test shape: unchanged by pose (exact families), scale and shift,
     permuted with the points."""
-    model = load_model(card["name"])
+    model = load_model(card["name"], device="cpu")
     with np.load(PSB / "points_2048.npz", allow_pickle=False) as data:
         cloud = torch.from_numpy(data["points"][data["split"].astype(str) == "test"][:1])  # (1, 2048, 3)
     net_points = cloud[:, : model.input_points]
@@ -114,7 +114,7 @@ def test_shipped_segmenter_labels_follow_the_points(card) -> None:
 @pytest.mark.parametrize("card", CARDS + SEGMENTERS, ids=lambda c: c["name"])
 def test_shipped_model_gives_the_same_logits_with_and_without_kernels(card, modelnet_test) -> None:
     """The compiled kernels change speed only: logits within 1e-4 of the pure-torch route."""
-    model = load_model(card["name"])
+    model = load_model(card["name"], device="cpu")
     points = torch.from_numpy(modelnet_test["points"][:16, : model.input_points])
     with torch.no_grad():
         with use_kernels(True):
