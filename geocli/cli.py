@@ -163,6 +163,14 @@ def _load(model: str, device: str, task: str | None = None):
         fail_usage(str(error))
 
 
+def _load_predictor(model: str, device: str, task: str):
+    """:func:`_load` for classify and segment, which also say, once, when the model's answer can depend on the pose."""
+    loaded = _load(model, device, task)
+    if loaded.pose_warning:
+        report_warning(loaded.pose_warning)
+    return loaded
+
+
 class _StopOnSignal:
     """Turn SIGINT/SIGTERM into a request that a batch honours between two inputs.
 
@@ -339,7 +347,7 @@ def classify(
     """Predict the object class of each input, whatever its orientation (--clusters: of each object of a scene)."""
     scenes = _cluster_options(clusters, floor_distance, floor_share, cluster_eps, min_object_points)
     files, bad = _collect_inputs(paths, recursive)
-    loaded = _load(model, device, "classify")
+    loaded = _load_predictor(model, device, "classify")
     from geocli.api import Prediction
     from geocli.api import classify as run_classify
     from geocli.scenes import ObjectPrediction, classify_scenes
@@ -606,7 +614,7 @@ def segment(
     scenes = _cluster_options(clusters, floor_distance, floor_share, cluster_eps, min_object_points)
     files, bad = _collect_inputs(paths, recursive)
     plan, lines = _plan_outputs(files, bad, out, output_format.value)  # refusals before any work
-    loaded = _load(model, device, "segment")
+    loaded = _load_predictor(model, device, "segment")
     from geocli.labelled import LEGEND_FILE, segment_files, write_batch_legend
 
     try:  # before any output, so that every output under --out has it, an interrupted batch's too

@@ -205,6 +205,25 @@ class LoadedModel:
     def input_points(self) -> int:
         return int(self.card["input_points"])
 
+    @property
+    def pose_warning(self) -> str | None:
+        """What a user should know before trusting one prediction: ``None`` for an exactly invariant
+        family; for one whose invariance is learned (PaRot), that its label can depend on the input's
+        pose, with the agreement over rotations that ``geocli eval`` measured, where the card has it."""
+        if self.card["invariance"] != "learned":
+            return None
+        measured = self.card.get("metrics", {}).get("rotation_agreement")
+        agreement = (
+            f"; the same {measured['unit'][:-1]} got one answer under {measured['rotations_per_shape']} random "
+            f"rotations {measured['agreement']:.1%} of the time in `geocli eval`"
+            if isinstance(measured, dict) and "agreement" in measured
+            else ""
+        )
+        return (
+            f"{self.name} learned its rotation invariance rather than having it by construction: "
+            f"its prediction can depend on the input's pose{agreement}; `geocli check` measures it on your files"
+        )
+
 
 def load_model(name_or_path: str | os.PathLike = DEFAULT_CLASSIFIER, device: str = "auto") -> LoadedModel:
     """Load a shipped model by name, or a user's own card + safetensors pair by path, with every check, onto
