@@ -15,13 +15,15 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from geocli.calibration import calibrated_probabilities, temperature_of
 from geocli.defaults import DEFAULT_CLASSIFIER, DEFAULT_SEGMENTER
+from geocli.ensemble import Classifier, Ensemble, ensemble, members_of, model_names
 from geocli.geometry.quality import shape_warnings
 from geocli.geometry.resample import fps_resample, radius_stratified
 from geocli.geometry.sampling import normalize_unit_sphere, sample_surface
@@ -36,6 +38,8 @@ PRESAMPLE_FACTOR = 32  # clouds over 32n points are thinned invariantly before F
 MESH_SAMPLES_PER_INPUT_POINT = 2  # meshes: 2n area-weighted samples, then FPS to n, as in training
 
 Input = str | os.PathLike | np.ndarray
+AnyModel = TypeVar("AnyModel", bound=LoadedModel | Ensemble)
+UNKNOWN = "unknown"  # the label of a record whose score is below --min-score
 
 
 DEVICE_SPEC = re.compile(r"cpu|cuda(:\d+)?")
@@ -62,7 +66,15 @@ def load_model(name: str | os.PathLike = DEFAULT_CLASSIFIER, device: str = "auto
     return _load_model(name, device=str(resolve_device(device)))
 
 
-def require_task(model: LoadedModel, task: str) -> LoadedModel:
+def load_models(spec: str | os.PathLike, device: str = "auto") -> Classifier:
+    """:func:`load_model`, or an :class:`~geocli.ensemble.Ensemble` when ``spec`` lists models (``a,b``)."""
+    names = model_names(spec)
+    if len(names) == 1:
+        return load_model(names[0], device=device)
+    return ensemble([load_model(name, device=device) for name in names])
+
+
+def require_task(model: AnyModel, task: str) -> AnyModel:
     """Refuse a model trained for the other task, naming the command that uses it."""
     if model.task != task:
         raise ValueError(f"model {model.name!r} is a {model.task} model; use it with `geocli {model.task}`")
@@ -85,6 +97,10 @@ class Prediction:
     ``warnings`` says why a label may mean little although the input could be used (too few
     distinct points, most points at one spot, all on a line or in a plane: see
     :mod:`geocli.geometry.quality`); it is always present, ``[]`` when there is nothing to say.
+    ``score`` is the calibrated probability of the most probable class (its card's temperature,
+    :mod:`geocli.calibration`); below ``min_score`` the label is ``unknown``, and ``score`` and
+    ``top_k`` still say what the network thought. ``model`` names the model, or the ensemble
+    (``a+b``), that gave the answer.
     """
 
     path: str
@@ -95,6 +111,7 @@ class Prediction:
     source_points: int | None = None
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    model: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Every field, ``None`` (``[]`` for lists) where it does not apply.
@@ -182,21 +199,34 @@ def predict_logits(model: LoadedModel, clouds: Tensor) -> Tensor:
     return model.net(fps_resample(clouds.to(device), model.input_points)).float().cpu()
 
 
-def _predictions(model: LoadedModel, logits: Tensor, names: Sequence[str], top_k: int) -> list[Prediction]:
-    probs = logits.softmax(dim=1)
-    scores, index = probs.topk(min(top_k, probs.shape[1]), dim=1)
+@torch.no_grad()
+def predict_probabilities(model: Classifier, clouds: Tensor) -> Tensor:
+    """Calibrated class probabilities (float64) for (B,N,3) clouds: each model's softmax at its card's
+    temperature, averaged over an ensemble's members. The order of a model's logits is kept, so its labels are."""
+    members = members_of(model)
+    return torch.stack(
+        [calibrated_probabilities(predict_logits(member, clouds), temperature_of(member.card)) for member in members]
+    ).mean(dim=0)
+
+
+def _predictions(
+    model: Classifier, probabilities: Tensor, names: Sequence[str], top_k: int, min_score: float | None
+) -> list[Prediction]:
+    scores, index = probabilities.topk(min(top_k, probabilities.shape[1]), dim=1)
     out = []
     for name, row_scores, row_index in zip(names, scores.tolist(), index.tolist()):
         top = [{"label": model.classes[i], "score": round(s, 6)} for s, i in zip(row_scores, row_index)]
-        out.append(Prediction(path=name, label=top[0]["label"], score=top[0]["score"], top_k=top))
+        label = UNKNOWN if min_score is not None and top[0]["score"] < min_score else top[0]["label"]
+        out.append(Prediction(path=name, label=label, score=top[0]["score"], top_k=top, model=model.name))
     return out
 
 
 def classify(
     inputs: Input | Iterable[Input],
-    model: LoadedModel | str = DEFAULT_CLASSIFIER,
+    model: Classifier | str = DEFAULT_CLASSIFIER,
     *,
     top_k: int = 5,
+    min_score: float | None = None,
     batch_size: int = 16,
     device: str = "auto",
     seed: int = 0,
@@ -209,12 +239,15 @@ def classify(
     Results come back in input order, and ``on_result`` sees them in that order as soon
     as each is known, so a caller can stream results and show progress on long lists
     (:func:`classify_iter` is the same as a generator). ``workers`` as in :func:`classify_iter`.
+    ``model`` may be an ensemble (``"a,b"``, or :func:`load_models`'s); an input whose score
+    is below ``min_score`` is labelled ``unknown`` (:class:`Prediction`).
     """
     results = []
     predictions = classify_iter(
         inputs,
         model,
         top_k=top_k,
+        min_score=min_score,
         batch_size=batch_size,
         device=device,
         seed=seed,
@@ -231,9 +264,10 @@ def classify(
 
 def classify_iter(
     inputs: Input | Iterable[Input],
-    model: LoadedModel | str = DEFAULT_CLASSIFIER,
+    model: Classifier | str = DEFAULT_CLASSIFIER,
     *,
     top_k: int = 5,
+    min_score: float | None = None,
     batch_size: int = 16,
     device: str = "auto",
     seed: int = 0,
@@ -247,7 +281,7 @@ def classify_iter(
     a batch. The next batch and two files per worker are prepared ahead (:func:`geocli.prefetch.prefetch`),
     so at most two batches and two files per worker are held, however many inputs there are.
     """
-    model = _model_for("classify", model, device)
+    model = require_task(load_models(model, device) if isinstance(model, str | os.PathLike) else model, "classify")
     held: list[Prediction | tuple[str, NetworkInput, int]] = []  # in order: failures, and clouds awaiting the network
     read = partial(_read_prepared, n=model.input_points, seed=seed, max_points=max_points)
 
@@ -256,8 +290,9 @@ def classify_iter(
         waiting = [entry for entry in held if not isinstance(entry, Prediction)]
         if not waiting:  # held starts with a cloud: nothing, then, is held
             return []
-        logits = predict_logits(model, torch.from_numpy(np.stack([prepared.cloud for _, prepared, _ in waiting])))
-        predictions = iter(_predictions(model, logits, [name for name, _, _ in waiting], top_k))
+        clouds = torch.from_numpy(np.stack([prepared.cloud for _, prepared, _ in waiting]))
+        names = [name for name, _, _ in waiting]
+        predictions = iter(_predictions(model, predict_probabilities(model, clouds), names, top_k, min_score))
         out = []
         for entry in held:
             if not isinstance(entry, Prediction):
@@ -273,7 +308,7 @@ def classify_iter(
     with closing(prepared_inputs):
         for name, outcome in prepared_inputs:
             if isinstance(outcome, GeometryError):
-                failed = Prediction(path=name, error=str(outcome))
+                failed = Prediction(path=name, error=str(outcome), model=model.name)
                 if held:  # it waits behind the clouds before it, to keep input order
                     held.append(failed)
                 else:

@@ -138,12 +138,13 @@ def _stderr_console():
 
 
 def _load(model: str, device: str, task: str | None = None):
-    """Load a model for a command; unknown names, bad files and the wrong task are usage errors."""
-    from geocli.api import load_model, require_task
+    """Load a model (or an ensemble, ``a,b``) for a command; unknown names, bad files and the wrong task are usage
+    errors."""
+    from geocli.api import load_models, require_task
     from geocli.zoo import ModelError
 
     try:
-        loaded = load_model(model, device=device)
+        loaded = load_models(model, device=device)
         return require_task(loaded, task) if task else loaded
     except (ModelError, ValueError, RuntimeError) as error:
         fail_usage(str(error))
@@ -216,10 +217,14 @@ def _collect_inputs(paths: list[str], recursive: bool) -> tuple[list[str], list[
     return files, bad
 
 
-def _csv_columns(k: int) -> list[str]:
-    """classify's CSV header: the record's fields, top_k spread over label_i, score_i (i = 2..k) after the best."""
-    runners_up = [f"{key}_{i}" for i in range(2, k + 1) for key in ("label", "score")]
-    return ["path", "label", "score", *runners_up, "points", "source_points", "error"]
+def _csv_columns(k: int, first: int) -> list[str]:
+    """classify's CSV header: the record's fields, top_k spread over label_i, score_i (i = first..k) after the label.
+
+    ``first`` is 2 (the label is the best class), or 1 with ``--min-score``, where the label may be
+    ``unknown`` and the best class must still be there.
+    """
+    candidates = [f"{key}_{i}" for i in range(first, k + 1) for key in ("label", "score")]
+    return ["path", "label", "score", *candidates, "points", "source_points", "error", "model"]
 
 
 def _csv_line(cells: list[Any]) -> str:
@@ -229,22 +234,40 @@ def _csv_line(cells: list[Any]) -> str:
     return buffer.getvalue()
 
 
-def _csv_cells(record: dict[str, Any], k: int) -> list[Any]:
+def _csv_cells(record: dict[str, Any], k: int, first: int) -> list[Any]:
     """A record as one CSV row; a null field (a failed input's label, say) is an empty cell."""
-    runners_up = {
-        f"{key}_{i}": top[key] for i, top in enumerate(record["top_k"][1:], start=2) for key in ("label", "score")
+    candidates = {
+        f"{key}_{i}": top[key]
+        for i, top in enumerate(record["top_k"][first - 1 :], start=first)
+        for key in ("label", "score")
     }
-    row = {**record, **runners_up}
-    return ["" if row.get(column) is None else row[column] for column in _csv_columns(k)]
+    row = {**record, **candidates}
+    return ["" if row.get(column) is None else row[column] for column in _csv_columns(k, first)]
+
+
+def _score_share(value: float | None) -> float | None:
+    """``--min-score``'s check: a probability, 0 to 1; anything else is one usage line, exit 2."""
+    if value is not None and not 0 <= value <= 1:
+        fail_usage(f"--min-score must be a probability from 0 to 1, not {value}")
+    return value
 
 
 @app.command()
 def classify(
     paths: PathsArgument,
     model: Annotated[
-        str, typer.Option("--model", "-m", help="Shipped model name, or path to your own .json card.")
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Shipped model name, or path to your own .json card; a,b,...: an ensemble (probabilities averaged).",
+        ),
     ] = DEFAULT_CLASSIFIER,
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many classes to list per input.")] = 5,
+    min_score: Annotated[
+        float | None,
+        typer.Option(callback=_score_share, help="Label 'unknown' below this calibrated score (0 to 1)."),
+    ] = None,
     output_format: FormatOption = OutputFormat.table,
     recursive: RecursiveOption = False,
     device: DeviceOption = "auto",
@@ -258,12 +281,19 @@ def classify(
     loaded = _load(model, device, "classify")
     from geocli.api import Prediction, classify_iter
 
-    k = min(top_k, len(loaded.classes))
-    records = _Records(output_format, _csv_columns(k), lambda record: _csv_cells(record, k), _print_table)
+    k, first = min(top_k, len(loaded.classes)), 2 if min_score is None else 1
+    records = _Records(output_format, _csv_columns(k, first), lambda record: _csv_cells(record, k, first), _print_table)
     for item in bad:
-        records.emit(Prediction(path=item.path, error=item.error).to_dict())
+        records.emit(Prediction(path=item.path, error=item.error, model=loaded.name).to_dict())
     predictions = classify_iter(
-        files, loaded, top_k=top_k, batch_size=batch_size, seed=seed, max_points=max_points, workers=_workers(workers)
+        files,
+        loaded,
+        top_k=top_k,
+        min_score=min_score,
+        batch_size=batch_size,
+        seed=seed,
+        max_points=max_points,
+        workers=_workers(workers),
     )
     _stream_records(records, predictions, len(files), "classifying")
 
@@ -401,7 +431,9 @@ def _print_table(records: list[dict[str, Any]]) -> None:
         Column("error", overflow="fold"),
     )
     for record in records:
-        runners_up = ", ".join(f"{top['label']} ({top['score']:.3f})" for top in record["top_k"][1:])
+        # an `unknown` label (--min-score) names no class: every candidate is then listed
+        named = bool(record["top_k"]) and record["top_k"][0]["label"] == record["label"]
+        runners_up = ", ".join(f"{top['label']} ({top['score']:.3f})" for top in record["top_k"][int(named) :])
         score = "" if record["score"] is None else f"{record['score']:.3f}"
         counts = ("" if record[key] is None else str(record[key]) for key in ("points", "source_points"))
         _literal_row(table, record["path"], record["label"] or "", score, runners_up, *counts, record["error"] or "")
@@ -759,6 +791,8 @@ def _print_card(card: ModelCard) -> None:
     _literal_row(facts, "figures", title)
     for heading, value in [*zip(header, row(card)), ("invariance", card.get("invariance", "-"))]:
         _literal_row(facts, heading, value)
+    if card["task"] == "classify":
+        _literal_row(facts, "calibration", _calibration_summary(card))
     _literal_row(facts, "weights sha256", _dig(card, "weights", "sha256") or "-")
     _print_whole(facts)  # a pipe gets the hash on one line
     parts: dict[str, list[str]] = {}
@@ -775,6 +809,15 @@ def _print_card(card: ModelCard) -> None:
         console.print(categories)
     else:
         console.print(Columns([Text(f"{i:>3} {name}") for i, name in enumerate(card["classes"])], column_first=True))
+
+
+def _calibration_summary(card: ModelCard) -> str:
+    """A classifier's temperature and test ECE before and after, or why its scores are the raw softmax."""
+    test = _dig(card, "calibration", "test")
+    if not isinstance(test, dict):
+        return "none: scores are the raw softmax (geocli calibrate fits a temperature)"
+    ece = f"test ECE {_percent(test.get('ece_before'))} % -> {_percent(test.get('ece_after'))} %"
+    return f"temperature {card['calibration']['temperature']:.3f}, {ece} ({test.get('protocol', '-')})"
 
 
 def _dig(card: Any, *keys: str) -> Any:
@@ -977,7 +1020,9 @@ def export(
 
 @app.command("eval")
 def evaluate(
-    model: Annotated[str, typer.Argument(help="Model name or path to its .json card.")],
+    model: Annotated[
+        str, typer.Argument(help="Model name or path to its .json card; a,b,...: an ensemble of classifiers.")
+    ],
     out: Annotated[Path | None, typer.Option(help="Write the JSON report here (default: stdout).")] = None,
     data: Annotated[
         Path | None, typer.Option(help="Data folder (default: the model's data set under ../shared/data).")
@@ -990,37 +1035,71 @@ def evaluate(
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     device: DeviceOption = "auto",
 ) -> None:
-    """Classifiers: accuracy under z/z, z/SO3, SO3/SO3; segmenters: accuracy and mIoU as given and under SO3. One JSON report."""  # noqa: E501 (Rich help keeps line breaks)
+    """Classifiers: accuracy, calibration error and NLL under z/z, z/SO3, SO3/SO3; segmenters: accuracy and mIoU as given and under SO3. One JSON report."""  # noqa: E501 (Rich help keeps line breaks)
+    from geocli.ensemble import Ensemble
     from geocli.evaluate import card_metrics, evaluate_classifier, evaluate_segmenter
-    from geocli.io.atomic import atomic_write
-    from geocli.zoo import read_card, resolve, write_card
 
     loaded = _load(model, device)
-    console = _stderr_console()
-    progress = (
-        (lambda name, done, total: console.print(f"{name}: {done}/{total}", end="\r")) if console.is_terminal else None
-    )
+    if update_card and isinstance(loaded, Ensemble):
+        fail_usage(f"--update-card: the ensemble {loaded.name} has no card (evaluate its members to update theirs)")
     try:
         if loaded.task == "classify":
-            report = evaluate_classifier(loaded, data, seed=seed, batch_size=batch_size, limit=limit, progress=progress)
+            report = evaluate_classifier(
+                loaded, data, seed=seed, batch_size=batch_size, limit=limit, progress=_console_progress()
+            )
         else:
-            report = evaluate_segmenter(loaded, data, seed=seed, limit=limit, progress=progress)
+            report = evaluate_segmenter(loaded, data, seed=seed, limit=limit, progress=_console_progress())
+        metrics = card_metrics(report) if update_card else None
     except (ValueError, FileNotFoundError) as error:
         fail_usage(str(error))
+    _write_report(report, out, model, metrics=metrics)
+
+
+@app.command()
+def calibrate(
+    model: Annotated[str, typer.Argument(help="Classifier name or path to its .json card.")],
+    out: Annotated[Path | None, typer.Option(help="Write the JSON result here (default: stdout).")] = None,
+    data: Annotated[Path | None, typer.Option(help="ModelNet40 folder (default: ../shared/data/modelnet40).")] = None,
+    update_card: Annotated[
+        bool, typer.Option(help="Write the result onto the model's card as its calibration.")
+    ] = False,
+    seed: Annotated[int, typer.Option(callback=_non_negative_seed, help="Seed of the shapes' rotations.")] = 0,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    device: DeviceOption = "auto",
+) -> None:
+    """Fit a classifier's temperature on the validation split its training held out; ECE and NLL before and after, on validation and test."""  # noqa: E501 (Rich help keeps line breaks)
+    from geocli.calibrate import calibrate_classifier
+
+    loaded = _load(model, device, "classify")
+    try:
+        calibration = calibrate_classifier(loaded, data, seed=seed, batch_size=batch_size, progress=_console_progress())
+    except (ValueError, FileNotFoundError) as error:
+        fail_usage(str(error))
+    _write_report(dict(calibration), out, model, calibration=calibration if update_card else None)
+
+
+def _console_progress() -> Callable[[str, int, int], None] | None:
+    """Progress of a long measurement (eval, calibrate) on stderr, over itself, when stderr is a terminal."""
+    console = _stderr_console()
+    if not console.is_terminal:
+        return None
+    return lambda name, done, total: console.print(f"{name}: {done}/{total}", end="\r")
+
+
+def _write_report(report: dict[str, Any], out: Path | None, model: str, **card_fields: Any) -> None:
+    """A JSON report to ``out`` (atomically) or stdout; then the given fields, those not None, onto the model's card."""
+    from geocli.io.atomic import atomic_write
+    from geocli.zoo import update_card
+
     text = json.dumps(report, indent=2)
     if out:
         with atomic_write(out, "w") as handle:
             handle.write(text + "\n")
     else:
         typer.echo(text)
-    if update_card:
-        card_path = resolve(model)[0]
-        try:
-            metrics = card_metrics(report)
-        except ValueError as error:
-            fail_usage(str(error))
-        write_card(card_path, {**read_card(card_path), "metrics": metrics})
-        typer.echo(f"updated {card_path}", err=True)
+    fields = {key: value for key, value in card_fields.items() if value is not None}
+    if fields:
+        typer.echo(f"updated {update_card(model, **fields)}", err=True)
 
 
 def _terminate(signum: int, frame: object) -> None:
