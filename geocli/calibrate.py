@@ -24,6 +24,7 @@ from geocli.api import predict_logits
 from geocli.calibration import ECE_BINS, calibrated_probabilities, calibration_figures, fit_temperature
 from geocli.data.modelnet40 import class_names, default_root, load_split
 from geocli.data.pointset import PointSet, validation_split
+from geocli.ensemble import Classifier, Ensemble
 from geocli.evaluate import protocol_rotations, protocols_for, rotated_outputs
 from geocli.geometry.rotations import random_rotations
 from geocli.zoo import CalibrationInfo, LoadedModel, sha256_of
@@ -53,7 +54,7 @@ def validation_set(model: LoadedModel, data_root: Path) -> tuple[PointSet, str]:
 
 
 def calibrate_classifier(
-    model: LoadedModel,
+    model: Classifier,
     data_root: Path | None = None,
     *,
     seed: int = 0,
@@ -62,6 +63,8 @@ def calibrate_classifier(
 ) -> CalibrationInfo:
     """Fit the model's temperature on its validation split; the card's ``calibration`` block (see the module)."""
     data_root = data_root or default_root()
+    if isinstance(model, Ensemble):
+        raise ValueError(f"{model.name} is an ensemble: calibrate each member, whose card keeps its temperature")
     if model.task != "classify":
         raise ValueError(f"model {model.name!r} is a {model.task} model; geocli calibrate fits classifiers")
     if class_names(data_root) != model.classes:

@@ -10,7 +10,10 @@ is the same under every protocol's rotation) measures invariance directly. Model
 whose invariance is learned (PaRot) are trained under rotations and evaluated under
 the protocols their training allows; their agreement takes at least
 ``LEARNED_AGREEMENT_POSES`` seeded SO(3) poses per shape, extra poses beyond the
-protocols' counting towards agreement only.
+protocols' counting towards agreement only. Beside accuracy, each protocol reports the
+expected calibration error and the NLL of the scores ``classify`` gives (calibrated at the
+card's temperature, :mod:`geocli.calibration`); an ensemble (:mod:`geocli.ensemble`) is
+evaluated as one model.
 
 Segmenters are scored on the Labeled PSB test split through the same path as
 ``geocli segment`` (sample, predict, carry labels back to all 2,048 stored points), once

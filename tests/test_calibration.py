@@ -141,6 +141,8 @@ def test_eval_reports_ece_at_the_cards_temperature(tiny_modelnet: Path, tmp_path
 def test_calibrate_refuses_what_it_cannot_fit(tiny_modelnet: Path, tmp_path: Path) -> None:  # noqa: F811
     segmenter = run("calibrate", DEFAULT_SEGMENTER, "--data", str(tiny_modelnet))
     assert segmenter.exit_code == 2 and segmenter.stderr.count("\n") == 1 and "segment model" in segmenter.stderr
+    ensemble = run("calibrate", f"{DEFAULT_CLASSIFIER},{SECOND}", "--data", str(tiny_modelnet))
+    assert ensemble.exit_code == 2 and ensemble.stderr.count("\n") == 1 and "calibrate each member" in ensemble.stderr
     card = own_copy(tmp_path / "models", training={"dataset": "somewhere else"})
     no_recipe = run("calibrate", str(card), "--data", str(tiny_modelnet))
     assert no_recipe.exit_code == 2 and no_recipe.stderr.count("\n") == 1 and "val_fraction" in no_recipe.stderr
@@ -212,6 +214,13 @@ def test_ensemble_averages_its_members_and_names_itself() -> None:
     scores = [{top["label"]: top["score"] for top in member["top_k"]} for member in members]
     for top in record["top_k"]:
         assert top["score"] == pytest.approx((scores[0][top["label"]] + scores[1][top["label"]]) / 2, abs=2e-6)
+
+
+def test_check_takes_an_ensemble() -> None:
+    result = run("check", CHAIR, "-m", f"{DEFAULT_CLASSIFIER},{SECOND}", "-n", "3", "-f", "json")
+    assert result.exit_code == 0, result.output
+    [record] = json.loads(result.stdout)
+    assert record["label"] == "chair" and record["agreement"] == 1.0 and record["max_score_change"] < 1e-4
 
 
 def test_ensemble_members_must_share_the_class_list(tmp_path: Path) -> None:
