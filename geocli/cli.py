@@ -813,11 +813,13 @@ def _print_card(card: ModelCard) -> None:
 
 def _calibration_summary(card: ModelCard) -> str:
     """A classifier's temperature and test ECE before and after, or why its scores are the raw softmax."""
-    test = _dig(card, "calibration", "test")
-    if not isinstance(test, dict):
+    if "calibration" not in card:
         return "none: scores are the raw softmax (geocli calibrate fits a temperature)"
-    ece = f"test ECE {_percent(test.get('ece_before'))} % -> {_percent(test.get('ece_after'))} %"
-    return f"temperature {card['calibration']['temperature']:.3f}, {ece} ({test.get('protocol', '-')})"
+    summary = f"temperature {card['calibration']['temperature']:.3f}"
+    test = _dig(card, "calibration", "test")
+    if isinstance(test, dict):
+        summary += f", test ECE {_percent(test.get('ece_before'))} % -> {_percent(test.get('ece_after'))} %"
+    return summary
 
 
 def _dig(card: Any, *keys: str) -> Any:

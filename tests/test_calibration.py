@@ -117,6 +117,7 @@ def test_calibrate_writes_the_card_and_classify_uses_it(tiny_modelnet: Path, tmp
         for top in new["top_k"]:
             assert top["score"] == pytest.approx(float(expected[model.classes.index(top["label"])]), abs=1e-6)
 
+    assert f"temperature {temperature:.3f}, test ECE" in run("models", str(card)).stdout
     again = run("calibrate", str(card), "--data", str(tiny_modelnet))  # re-runnable: the same fit
     assert again.exit_code == 0 and json.loads(again.stdout) == calibration
 
