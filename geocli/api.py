@@ -13,13 +13,15 @@ import os
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from geocli.calibration import calibrated_probabilities, temperature_of
 from geocli.defaults import DEFAULT_CLASSIFIER, DEFAULT_SEGMENTER
+from geocli.ensemble import Classifier, Ensemble, ensemble, members_of, model_names
 from geocli.geometry.quality import shape_warnings
 from geocli.geometry.resample import fps_resample, radius_stratified
 from geocli.geometry.sampling import normalize_unit_sphere, sample_surface
@@ -33,9 +35,19 @@ PRESAMPLE_FACTOR = 32  # clouds over 32n points are thinned invariantly before F
 MESH_SAMPLES_PER_INPUT_POINT = 2  # meshes: 2n area-weighted samples, then FPS to n, as in training
 
 Input = str | os.PathLike | np.ndarray
+AnyModel = TypeVar("AnyModel", bound=LoadedModel | Ensemble)
+UNKNOWN = "unknown"  # the label of a record whose score is below --min-score
 
 
-def require_task(model: LoadedModel, task: str) -> LoadedModel:
+def load_models(spec: str | os.PathLike, device: str = "auto") -> Classifier:
+    """:func:`~geocli.zoo.load_model`, or an :class:`~geocli.ensemble.Ensemble` when ``spec`` lists models (``a,b``)."""
+    names = model_names(spec)
+    if len(names) == 1:
+        return load_model(names[0], device=device)
+    return ensemble([load_model(name, device=device) for name in names])
+
+
+def require_task(model: AnyModel, task: str) -> AnyModel:
     """Refuse a model trained for the other task, naming the command that uses it."""
     if model.task != task:
         raise ValueError(f"model {model.name!r} is a {model.task} model; use it with `geocli {model.task}`")
@@ -58,6 +70,10 @@ class Prediction:
     ``warnings`` says why a label may mean little although the input could be used (too few
     distinct points, most points at one spot, all on a line or in a plane: see
     :mod:`geocli.geometry.quality`); it is always present, ``[]`` when there is nothing to say.
+    ``score`` is the calibrated probability of the most probable class (its card's temperature,
+    :mod:`geocli.calibration`); below ``min_score`` the label is ``unknown``, and ``score`` and
+    ``top_k`` still say what the network thought. ``model`` names the model, or the ensemble
+    (``a+b``), that gave the answer.
     """
 
     path: str
@@ -68,6 +84,7 @@ class Prediction:
     source_points: int | None = None
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    model: str | None = None
     timings: Timings = field(default_factory=Timings, repr=False, compare=False)
 
     def to_dict(self, timings: bool = False) -> dict[str, Any]:
@@ -158,21 +175,34 @@ def predict_logits(model: LoadedModel, clouds: Tensor) -> Tensor:
     return model.net(fps_resample(clouds.to(device), model.input_points)).float().cpu()
 
 
-def _predictions(model: LoadedModel, logits: Tensor, names: Sequence[str], top_k: int) -> list[Prediction]:
-    probs = logits.softmax(dim=1)
-    scores, index = probs.topk(min(top_k, probs.shape[1]), dim=1)
+@torch.no_grad()
+def predict_probabilities(model: Classifier, clouds: Tensor) -> Tensor:
+    """Calibrated class probabilities (float64) for (B,N,3) clouds: each model's softmax at its card's
+    temperature, averaged over an ensemble's members. The order of a model's logits is kept, so its labels are."""
+    members = members_of(model)
+    return torch.stack(
+        [calibrated_probabilities(predict_logits(member, clouds), temperature_of(member.card)) for member in members]
+    ).mean(dim=0)
+
+
+def _predictions(
+    model: Classifier, probabilities: Tensor, names: Sequence[str], top_k: int, min_score: float | None
+) -> list[Prediction]:
+    scores, index = probabilities.topk(min(top_k, probabilities.shape[1]), dim=1)
     out = []
     for name, row_scores, row_index in zip(names, scores.tolist(), index.tolist()):
         top = [{"label": model.classes[i], "score": round(s, 6)} for s, i in zip(row_scores, row_index)]
-        out.append(Prediction(path=name, label=top[0]["label"], score=top[0]["score"], top_k=top))
+        label = UNKNOWN if min_score is not None and top[0]["score"] < min_score else top[0]["label"]
+        out.append(Prediction(path=name, label=label, score=top[0]["score"], top_k=top, model=model.name))
     return out
 
 
 def classify(
     inputs: Input | Iterable[Input],
-    model: LoadedModel | str = DEFAULT_CLASSIFIER,
+    model: Classifier | str = DEFAULT_CLASSIFIER,
     *,
     top_k: int = 5,
+    min_score: float | None = None,
     batch_size: int = 16,
     device: str = "auto",
     seed: int = 0,
@@ -186,13 +216,13 @@ def classify(
     here, one after another; the results are the same): see :func:`geocli.pipeline.run`, the
     loop :func:`segment` shares. ``list(classify(...))`` holds them all.
     """
-    model = _model_for("classify", model, device)
+    model = require_task(load_models(model, device) if isinstance(model, str | os.PathLike) else model, "classify")
 
     def network(batch: list[Prepared[NetworkInput]]) -> list[Prediction]:
         """The batch's predictions, after one network pass over its clouds."""
         ready = [entry.ready for entry in batch if entry.ready is not None]
-        logits = predict_logits(model, torch.from_numpy(np.stack([prepared.cloud for prepared in ready])))
-        predictions = _predictions(model, logits, [entry.name for entry in batch], top_k)
+        probabilities = predict_probabilities(model, torch.from_numpy(np.stack([prepared.cloud for prepared in ready])))
+        predictions = _predictions(model, probabilities, [entry.name for entry in batch], top_k, min_score)
         for prediction, entry, prepared in zip(predictions, batch, ready):
             assert entry.geometry is not None  # set on every prepared input
             prediction.points, prediction.source_points = int(prepared.cloud.shape[0]), len(entry.geometry.points)
@@ -200,7 +230,14 @@ def classify(
         return predictions
 
     return _run(
-        inputs, model, network, Prediction, batch_size=batch_size, seed=seed, max_points=max_points, workers=workers
+        inputs,
+        model,
+        network,
+        partial(Prediction, model=model.name),
+        batch_size=batch_size,
+        seed=seed,
+        max_points=max_points,
+        workers=workers,
     )
 
 
@@ -209,7 +246,7 @@ classify_iter = classify  # its name while classify returned a list; code writte
 
 def _run(
     inputs: Input | Iterable[Input],
-    model: LoadedModel,
+    model: Classifier,
     network: Callable[[list[Prepared[NetworkInput]]], list[Result]],
     failure: Callable[..., Result],
     *,

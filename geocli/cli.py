@@ -152,12 +152,13 @@ def _stderr_console():
 
 
 def _load(model: str, device: str, task: str | None = None):
-    """Load a model for a command; unknown names, bad files and the wrong task are usage errors."""
-    from geocli.api import load_model, require_task
+    """Load a model (or an ensemble, ``a,b``) for a command; unknown names, bad files and the wrong task are usage
+    errors."""
+    from geocli.api import load_models, require_task
     from geocli.zoo import ModelError
 
     try:
-        loaded = load_model(model, device=device)
+        loaded = load_models(model, device=device)
         return require_task(loaded, task) if task else loaded
     except (ModelError, ValueError, RuntimeError) as error:
         fail_usage(str(error))
@@ -165,9 +166,12 @@ def _load(model: str, device: str, task: str | None = None):
 
 def _load_predictor(model: str, device: str, task: str):
     """:func:`_load` for classify and segment, which also say, once, when the model's answer can depend on the pose."""
+    from geocli.ensemble import members_of
+
     loaded = _load(model, device, task)
-    if loaded.pose_warning:
-        report_warning(loaded.pose_warning)
+    for member in members_of(loaded):
+        if member.pose_warning:
+            report_warning(member.pose_warning)
     return loaded
 
 
@@ -296,14 +300,18 @@ def _collect_inputs(paths: list[str], recursive: bool) -> tuple[list[str], list[
     return files, bad
 
 
-def _csv_columns(k: int, objects: bool = False) -> list[str]:
-    """classify's CSV header: the record's fields, top_k spread over label_i, score_i (i = 2..k) after the best;
-    with ``--clusters``, each object's fields (:data:`geocli.scenes.OBJECT_CSV_COLUMNS`) last."""
+def _csv_columns(k: int, first: int, objects: bool = False) -> list[str]:
+    """classify's CSV header: the record's fields, top_k spread over label_i, score_i (i = first..k) after the label;
+    with ``--clusters``, each object's fields (:data:`geocli.scenes.OBJECT_CSV_COLUMNS`) last.
+
+    ``first`` is 2 (the label is the best class), or 1 with ``--min-score``, where the label may be
+    ``unknown`` and the best class must still be there.
+    """
     from geocli.scenes import OBJECT_CSV_COLUMNS
 
-    runners_up = [f"{key}_{i}" for i in range(2, k + 1) for key in ("label", "score")]
+    candidates = [f"{key}_{i}" for i in range(first, k + 1) for key in ("label", "score")]
     extra = OBJECT_CSV_COLUMNS if objects else []
-    return ["path", "label", "score", *runners_up, "points", "source_points", "error", *extra]
+    return ["path", "label", "score", *candidates, "points", "source_points", "error", "model", *extra]
 
 
 def _csv_line(cells: list[Any]) -> str:
@@ -313,24 +321,42 @@ def _csv_line(cells: list[Any]) -> str:
     return buffer.getvalue()
 
 
-def _csv_cells(record: dict[str, Any], k: int, objects: bool = False) -> list[Any]:
+def _csv_cells(record: dict[str, Any], k: int, first: int, objects: bool = False) -> list[Any]:
     """A record as one CSV row; a null field (a failed input's label, say) is an empty cell."""
     from geocli.scenes import object_csv_cells
 
-    runners_up = {
-        f"{key}_{i}": top[key] for i, top in enumerate(record["top_k"][1:], start=2) for key in ("label", "score")
+    candidates = {
+        f"{key}_{i}": top[key]
+        for i, top in enumerate(record["top_k"][first - 1 :], start=first)
+        for key in ("label", "score")
     }
-    row = {**record, **runners_up, **(object_csv_cells(record) if objects else {})}
-    return ["" if row.get(column) is None else row[column] for column in _csv_columns(k, objects)]
+    row = {**record, **candidates, **(object_csv_cells(record) if objects else {})}
+    return ["" if row.get(column) is None else row[column] for column in _csv_columns(k, first, objects)]
+
+
+def _score_share(value: float | None) -> float | None:
+    """``--min-score``'s check: a probability, 0 to 1; anything else is one usage line, exit 2."""
+    if value is not None and not 0 <= value <= 1:
+        fail_usage(f"--min-score must be a probability from 0 to 1, not {value}")
+    return value
 
 
 @app.command()
 def classify(
     paths: PathsArgument,
     model: Annotated[
-        str, typer.Option("--model", "-m", help="Shipped model name, or path to your own .json card.")
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Shipped model name, or path to your own .json card; a,b,...: an ensemble (probabilities averaged).",
+        ),
     ] = DEFAULT_CLASSIFIER,
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many classes to list per input.")] = 5,
+    min_score: Annotated[
+        float | None,
+        typer.Option(callback=_score_share, help="Label 'unknown' below this calibrated score (0 to 1)."),
+    ] = None,
     output_format: FormatOption = OutputFormat.table,
     recursive: RecursiveOption = False,
     device: DeviceOption = "auto",
@@ -352,20 +378,28 @@ def classify(
     from geocli.api import classify as run_classify
     from geocli.scenes import ObjectPrediction, classify_scenes
 
-    k, objects = min(top_k, len(loaded.classes)), scenes is not None
+    k, first, objects = min(top_k, len(loaded.classes)), 2 if min_score is None else 1, scenes is not None
     records = _Records(
         output_format,
-        _csv_columns(k, objects),
-        lambda record: _csv_cells(record, k, objects),
+        _csv_columns(k, first, objects),
+        lambda record: _csv_cells(record, k, first, objects),
         lambda rows: _print_table(rows, objects),
     )
     for item in bad:
-        records.emit((ObjectPrediction if objects else Prediction)(path=item.path, error=item.error).to_dict())
+        failed = (ObjectPrediction if objects else Prediction)(path=item.path, error=item.error, model=loaded.name)
+        records.emit(failed.to_dict())
     run: Callable[..., Generator[Any, None, None]] = (
         run_classify if scenes is None else partial(classify_scenes, options=scenes)
     )
     results = run(
-        files, loaded, top_k=top_k, batch_size=batch_size, seed=seed, max_points=max_points, workers=_workers(workers)
+        files,
+        loaded,
+        top_k=top_k,
+        min_score=min_score,
+        batch_size=batch_size,
+        seed=seed,
+        max_points=max_points,
+        workers=_workers(workers),
     )
     _stream(
         records,
@@ -548,7 +582,9 @@ def _print_table(records: list[dict[str, Any]], objects: bool = False) -> None:
         Column("error", overflow="fold"),
     )
     for record in records:
-        runners_up = ", ".join(f"{top['label']} ({top['score']:.3f})" for top in record["top_k"][1:])
+        # an `unknown` label (--min-score) names no class: every candidate is then listed
+        named = bool(record["top_k"]) and record["top_k"][0]["label"] == record["label"]
+        runners_up = ", ".join(f"{top['label']} ({top['score']:.3f})" for top in record["top_k"][int(named) :])
         score = "" if record["score"] is None else f"{record['score']:.3f}"
         counts = ["" if record[key] is None else str(record[key]) for key in ("points", "source_points")]
         if objects:
@@ -860,6 +896,8 @@ def _print_card(card: ModelCard) -> None:
     _literal_row(facts, "figures", title)
     for heading, value in [*zip(header, row(card)), ("invariance", card.get("invariance", "-"))]:
         _literal_row(facts, heading, value)
+    if card["task"] == "classify":
+        _literal_row(facts, "calibration", _calibration_summary(card))
     _literal_row(facts, "weights sha256", dig(card, "weights", "sha256") or "-")
     _print_whole(facts)  # a pipe gets the hash on one line
     parts: dict[str, list[str]] = {}
@@ -876,6 +914,19 @@ def _print_card(card: ModelCard) -> None:
         console.print(categories)
     else:
         console.print(Columns([Text(f"{i:>3} {name}") for i, name in enumerate(card["classes"])], column_first=True))
+
+
+def _calibration_summary(card: ModelCard) -> str:
+    """A classifier's temperature and test ECE before and after, or why its scores are the raw softmax."""
+    from geocli.model_tables import dig, percent
+
+    if "calibration" not in card:
+        return "none: scores are the raw softmax (geocli calibrate fits a temperature)"
+    summary = f"temperature {card['calibration']['temperature']:.3f}"
+    test = dig(card, "calibration", "test")
+    if isinstance(test, dict):
+        summary += f", test ECE {percent(test.get('ece_before'))} % -> {percent(test.get('ece_after'))} %"
+    return summary
 
 
 def _recipe_help() -> str:
@@ -992,7 +1043,9 @@ def export(
 
 @app.command("eval")
 def evaluate(
-    model: Annotated[str, typer.Argument(help="Model name or path to its .json card.")],
+    model: Annotated[
+        str, typer.Argument(help="Model name or path to its .json card; a,b,...: an ensemble of classifiers.")
+    ],
     out: Annotated[Path | None, typer.Option(help="Write the JSON report here (default: stdout).")] = None,
     data: Annotated[
         Path | None,
@@ -1009,37 +1062,77 @@ def evaluate(
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     device: DeviceOption = "auto",
 ) -> None:
-    """Classifiers: accuracy under z/z, z/SO3, SO3/SO3; segmenters: accuracy and mIoU as given and under SO3. One JSON report."""  # noqa: E501 (Rich help keeps line breaks)
-    from geocli.evaluate import evaluate_classifier, evaluate_segmenter
-    from geocli.evaluate import update_card as copy_figures
-    from geocli.io.atomic import atomic_write
+    """Classifiers: accuracy, calibration error and NLL under z/z, z/SO3, SO3/SO3; segmenters: accuracy and mIoU as given and under SO3. One JSON report."""  # noqa: E501 (Rich help keeps line breaks)
+    from geocli.ensemble import Ensemble
+    from geocli.evaluate import card_metrics, evaluate_classifier, evaluate_segmenter
 
     loaded = _load(model, device)
-    console = _stderr_console()
-    progress = (
-        (lambda name, done, total: console.print(f"{name}: {done}/{total}", end="\r")) if console.is_terminal else None
-    )
+    if update_card and isinstance(loaded, Ensemble):
+        fail_usage(f"--update-card: the ensemble {loaded.name} has no card (evaluate its members to update theirs)")
     try:
         if loaded.task == "classify":
             report = evaluate_classifier(
-                loaded, data, seed=seed, batch_size=batch_size, limit=limit, progress=progress, log=_stderr_line
+                loaded,
+                data,
+                seed=seed,
+                batch_size=batch_size,
+                limit=limit,
+                progress=_console_progress(),
+                log=_stderr_line,
             )
         else:
-            report = evaluate_segmenter(loaded, data, seed=seed, limit=limit, progress=progress)
+            report = evaluate_segmenter(loaded, data, seed=seed, limit=limit, progress=_console_progress())
+        metrics = card_metrics(report) if update_card else None
     except (ValueError, FileNotFoundError) as error:
         fail_usage(str(error))
+    _write_report(report, out, model, metrics=metrics)
+
+
+@app.command()
+def calibrate(
+    model: Annotated[str, typer.Argument(help="Classifier name or path to its .json card.")],
+    out: Annotated[Path | None, typer.Option(help="Write the JSON result here (default: stdout).")] = None,
+    data: Annotated[Path | None, typer.Option(help="ModelNet40 folder (default: ../shared/data/modelnet40).")] = None,
+    update_card: Annotated[
+        bool, typer.Option(help="Write the result onto the model's card as its calibration.")
+    ] = False,
+    seed: Annotated[int, typer.Option(callback=_non_negative_seed, help="Seed of the shapes' rotations.")] = 0,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    device: DeviceOption = "auto",
+) -> None:
+    """Fit a classifier's temperature on the validation split its training held out; ECE and NLL before and after, on validation and test."""  # noqa: E501 (Rich help keeps line breaks)
+    from geocli.calibrate import calibrate_classifier
+
+    loaded = _load(model, device, "classify")
+    try:
+        calibration = calibrate_classifier(loaded, data, seed=seed, batch_size=batch_size, progress=_console_progress())
+    except (ValueError, FileNotFoundError) as error:
+        fail_usage(str(error))
+    _write_report(dict(calibration), out, model, calibration=calibration if update_card else None)
+
+
+def _console_progress() -> Callable[[str, int, int], None] | None:
+    """Progress of a long measurement (eval, calibrate) on stderr, over itself, when stderr is a terminal."""
+    console = _stderr_console()
+    if not console.is_terminal:
+        return None
+    return lambda name, done, total: console.print(f"{name}: {done}/{total}", end="\r")
+
+
+def _write_report(report: dict[str, Any], out: Path | None, model: str, **card_fields: Any) -> None:
+    """A JSON report to ``out`` (atomically) or stdout; then the given fields, those not None, onto the model's card."""
+    from geocli.io.atomic import atomic_write
+    from geocli.zoo import update_card
+
     text = json.dumps(report, indent=2)
     if out:
         with atomic_write(out, "w") as handle:
             handle.write(text + "\n")
     else:
         typer.echo(text)
-    if update_card:
-        try:
-            card_path = copy_figures(model, report)
-        except ValueError as error:
-            fail_usage(str(error))
-        typer.echo(f"updated {card_path}", err=True)
+    fields = {key: value for key, value in card_fields.items() if value is not None}
+    if fields:
+        typer.echo(f"updated {update_card(model, **fields)}", err=True)
 
 
 def _terminate(signum: int, frame: object) -> None:

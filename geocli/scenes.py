@@ -14,6 +14,7 @@ next scenes runs in ``workers`` threads, as :func:`geocli.api.classify_iter` rea
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Generator, Iterable
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
@@ -33,11 +34,14 @@ from geocli.api import (
     _predictions,
     _segment_prepared,
     as_geometry,
-    predict_logits,
+    load_models,
+    predict_probabilities,
     prepare_input,
+    require_task,
 )
 from geocli.clusters import ClusterOptions, SceneSplit, split_scene
 from geocli.defaults import DEFAULT_CLASSIFIER, DEFAULT_SEGMENTER
+from geocli.ensemble import Classifier
 from geocli.io import Geometry, GeometryError
 from geocli.prefetch import prefetch
 from geocli.zoo import LoadedModel
@@ -68,13 +72,14 @@ class SceneClassification:
     objects: list[ObjectPrediction] = field(default_factory=list)
     error: str | None = None
     split: SceneSplit | None = field(default=None, repr=False)
+    model: str | None = None
 
     def records(self) -> list[dict[str, Any]]:
         """One record per object; a scene that failed or holds no object still gets one (:class:`ObjectPrediction`)."""
         if self.error:
-            return [ObjectPrediction(path=self.path, error=self.error).to_dict()]
+            return [ObjectPrediction(path=self.path, error=self.error, model=self.model).to_dict()]
         if not self.objects:
-            return [ObjectPrediction(path=self.path, warnings=[NO_OBJECT]).to_dict()]
+            return [ObjectPrediction(path=self.path, warnings=[NO_OBJECT], model=self.model).to_dict()]
         return [found.to_dict() for found in self.objects]
 
 
@@ -187,7 +192,7 @@ def _read_scene(
 
 def _per_scene(
     inputs: Input | Iterable[Input],
-    model: LoadedModel,
+    model: Classifier,
     kind: Callable[..., Result],
     done: Callable[[str, _SplitScene], Result],
     reading: tuple[int, int | None, int, ClusterOptions | None],
@@ -206,11 +211,12 @@ def _per_scene(
 
 def classify_scenes(
     inputs: Input | Iterable[Input],
-    model: LoadedModel | str = DEFAULT_CLASSIFIER,
+    model: Classifier | str = DEFAULT_CLASSIFIER,
     *,
     options: ClusterOptions | None = None,
     device: str = "auto",
     top_k: int = 5,
+    min_score: float | None = None,
     batch_size: int = 16,
     seed: int = 0,
     max_points: int | None = None,
@@ -220,20 +226,22 @@ def classify_scenes(
 
     Arguments as for :func:`geocli.api.classify_iter`; ``options`` say how scenes are split.
     """
-    loaded = _model_for("classify", model, device)
-    classified = partial(_classify_objects, loaded, top_k=top_k, batch_size=batch_size)
-    return _per_scene(inputs, loaded, SceneClassification, classified, (seed, max_points, workers, options))
+    loaded = require_task(load_models(model, device) if isinstance(model, str | os.PathLike) else model, "classify")
+    classified = partial(_classify_objects, loaded, top_k=top_k, min_score=min_score, batch_size=batch_size)
+    kind = partial(SceneClassification, model=loaded.name)
+    return _per_scene(inputs, loaded, kind, classified, (seed, max_points, workers, options))
 
 
 def _classify_objects(
-    model: LoadedModel, name: str, scene: _SplitScene, top_k: int, batch_size: int
+    model: Classifier, name: str, scene: _SplitScene, top_k: int, min_score: float | None, batch_size: int
 ) -> SceneClassification:
     """Every object of one scene classified, ``batch_size`` objects a network pass."""
     found: list[ObjectPrediction] = []
     for start in range(0, len(scene.inputs), batch_size):
         batch = scene.inputs[start : start + batch_size]
-        logits = predict_logits(model, torch.from_numpy(np.stack([prepared.cloud for prepared in batch])))
-        for prediction, prepared in zip(_predictions(model, logits, [name] * len(batch), top_k), batch):
+        probabilities = predict_probabilities(model, torch.from_numpy(np.stack([prepared.cloud for prepared in batch])))
+        predictions = _predictions(model, probabilities, [name] * len(batch), top_k, min_score)
+        for prediction, prepared in zip(predictions, batch):
             instance = len(found)
             points = scene.objects[instance].points
             found.append(
@@ -250,7 +258,7 @@ def _classify_objects(
                     bounds={"min": points.min(axis=0).tolist(), "max": points.max(axis=0).tolist()},
                 )
             )
-    return SceneClassification(name, found, split=scene.split)
+    return SceneClassification(name, found, split=scene.split, model=model.name)
 
 
 def segment_scenes(

@@ -14,6 +14,7 @@ import torch
 
 import geocli
 from geocli.api import segment_geometry
+from geocli.defaults import DEFAULT_CLASSIFIER
 from geocli.io import Geometry
 from geocli.nets.registry import INVARIANCE, list_families
 from geocli.ops import kernels_available, use_kernels
@@ -22,6 +23,7 @@ from test_invariance import TOLERANCE, max_logit_change, transformed_copies
 
 CARDS = [card for card in list_models() if card["task"] == "classify"]
 SEGMENTERS = [card for card in list_models() if card["task"] == "segment"]
+CALIBRATED = [card for card in CARDS if "calibration" in card]
 PSB = Path(__file__).resolve().parents[2] / "shared" / "data" / "psb"
 
 
@@ -51,6 +53,25 @@ def test_card_figures_come_from_a_complete_eval(card) -> None:
         assert metrics["rotation_agreement"]["agreement"] > 0.99
     else:  # learned invariance is measured over several poses per shape
         assert metrics["rotation_agreement"]["rotations_per_shape"] >= 4
+
+
+def test_the_default_classifier_is_calibrated() -> None:
+    assert DEFAULT_CLASSIFIER in {card["name"] for card in CALIBRATED}
+
+
+@pytest.mark.parametrize("card", CALIBRATED, ids=lambda c: c["name"])
+def test_calibration_was_fitted_on_the_validation_split(card) -> None:
+    """Issue 18's target: an expected calibration error of at most 0.05 on the test split after scaling."""
+    calibration = card["calibration"]
+    assert calibration["produced_by"] == "geocli calibrate"
+    assert calibration["weights_sha256"] == card["weights"]["sha256"]
+    recipe = card["training"]["recipe"]
+    assert calibration["validation"]["split"].endswith(
+        f"(val_fraction {recipe['val_fraction']}, seed {recipe['seed']})"
+    )
+    assert calibration["test"]["shapes"] == 2468 and calibration["ece_bins"] == 15
+    assert calibration["test"]["ece_after"] <= 0.05
+    assert calibration["validation"]["nll_after"] <= calibration["validation"]["nll_before"]
 
 
 @pytest.mark.parametrize("card", CARDS, ids=lambda c: c["name"])
