@@ -157,17 +157,18 @@ def _check_accessor(path: str, accessor: dict[str, Any], where: str, views: list
 
 
 def _positions(path: str, mesh: dict[str, Any], n_accessors: int, where: str) -> list[int]:
-    """The POSITION accessor of each of a mesh's primitives."""
+    """The POSITION accessor of each of a mesh's primitives, every accessor they name checked."""
     primitives = mesh.get("primitives", [])
     if not isinstance(primitives, list) or not all(
         isinstance(p, dict) and isinstance(p.get("attributes"), dict) for p in primitives
     ):
         raise GeometryError(path, f"invalid glTF: {where}.primitives must be objects with attributes")
-    return [
-        _index(path, p["attributes"], "POSITION", n_accessors, f"{where}.primitives[{i}].attributes")
-        for i, p in enumerate(primitives)
-        if "POSITION" in p["attributes"]
-    ]
+    for i, primitive in enumerate(primitives):  # trimesh takes accessors[-1] for -1: the last, read as indices
+        for name in primitive["attributes"]:
+            _index(path, primitive["attributes"], name, n_accessors, f"{where}.primitives[{i}].attributes")
+        if "indices" in primitive:
+            _index(path, primitive, "indices", n_accessors, f"{where}.primitives[{i}]")
+    return [p["attributes"]["POSITION"] for p in primitives if "POSITION" in p["attributes"]]
 
 
 def _objects(path: str, document: dict[str, Any], key: str) -> list[dict[str, Any]]:
