@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from geocli.io.checks import check_indices, decimal, header_lines, integer, triangulate
+from geocli.io.checks import check_indices, check_size, decimal, header_lines, integer, triangulate
 from geocli.io.errors import GeometryError
 
 _PLY_TYPES = {
@@ -195,6 +195,11 @@ def _read_elements(path: str, header: PlyHeader) -> dict[str, dict[str, np.ndarr
     elements, offset = {}, 0
     for element in header.elements:
         elements[element.name], offset = _binary_element(path, element, data, offset, order)
+    last = next((e for e in reversed(header.elements) if e.count), None)
+    if last is not None:  # a face count one too low left the last face unread, without a word
+        smallest = sum(p.dtype.itemsize if p.count_dtype is None else p.count_dtype.itemsize + 3 * p.dtype.itemsize
+                       for p in last.properties)  # fmt: skip
+        check_size(path, "PLY", offset, len(data), smallest)
     return elements
 
 

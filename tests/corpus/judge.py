@@ -195,7 +195,7 @@ class Tally:
 
     processes: int = 0
     peak_mib: float = 0.0
-    classified: int = 0
+    classified: int = 0  # cases read by classify as well as info
 
 
 def run_batch(cases: Sequence[Case], folder: Path, classify: bool, limits: Limits, tally: Tally) -> list[Result]:
@@ -213,7 +213,7 @@ def run_batch(cases: Sequence[Case], folder: Path, classify: bool, limits: Limit
             judged.outcomes.update({p: found.outcomes[p] for p, found in alone.items() if p not in culprits})
         for path in paths:
             _compare(results[path], judged, path, command)
-        tally.classified += command == "classify"
+        tally.classified += len(cases) if command == "classify" else 0
     return list(results.values())
 
 
