@@ -74,6 +74,7 @@ FOUND = {
     (1, 165): "corrupt NPY data: ",  # a header length that lies: the data were read shifted
     (1, 238): "corrupt NPZ data: ",  # a dtype of half the size: numpy read half the data as other numbers
     (0, 3936): "corrupt PLY data: 12 bytes follow the data",  # binary faces, a count one too low: last face dropped
+    (0, 5250): "corrupt GLB data: the binary chunk declares 4,294,967,295 bytes",  # trimesh allocated 4 GiB
     (0, 34): "all 500,000 points are identical",  # 256 MB of zeros deflated into 250 KB: inflated whole
 }
 

@@ -103,7 +103,10 @@ def _parse(path: str) -> tuple[dict[str, Any], int | None]:
             raise GeometryError(path, f"corrupt GLB data: {declared}, the file has {len(data):,}")
         chunk = 20 + json_length
         if chunk + 8 <= len(data) and struct.unpack_from("<I", data, chunk + 4)[0] == _GLB_BIN:
-            binary_chunk = min(struct.unpack_from("<I", data, chunk)[0], len(data) - chunk - 8)
+            binary_chunk = struct.unpack_from("<I", data, chunk)[0]
+            if binary_chunk > len(data) - chunk - 8:  # trimesh allocates what the chunk declares: 4 GiB for 2**32 - 1
+                problem = f"the binary chunk declares {binary_chunk:,} bytes, {len(data) - chunk - 8:,} follow"
+                raise GeometryError(path, f"corrupt GLB data: {problem}")
         data = data[20:chunk]
     try:
         document = json.loads(data)
