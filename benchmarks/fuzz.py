@@ -1,32 +1,32 @@
-"""Fuzz the readers and the classify path with seeded mutations of the sample files; report crashes.
+"""Fuzz geocli through its console script: structure-aware cases of every format, read in batches.
 
-Each case is a sample file (sample_data/: PLY, PCD, XYZ, OBJ, OFF, STL, NPY) after one seeded
-mutation from tests/corpus/mutate.py (truncation, byte flips, header edits, chunk edits: the
-same code the bounded test in tests/test_fuzz.py runs). A worker process loads the default model
-once and, per case, runs what `geocli info` and `geocli classify` run: geocli.io.describe.describe
-and geocli.api.classify. A case crashes when it gives
+Cases come from tests/corpus/structured.py: a valid PLY, PCD, OBJ, OFF, STL, glTF, GLB, LAS,
+LAZ, NPY, NPZ or text-table file built from a seed, then one edit of its structure (header
+counts, face indices, types, buffer and material references, truncation at section
+boundaries, repeated or missing header lines, line ends, byte-order marks); ``--samples``
+of them (a share) are byte-level mutations of the sample files instead (tests/corpus/mutate.py).
+Any case is rebuilt from (seed, index) alone.
 
-* traceback:    an exception other than the one-line GeometryError (or a failed Prediction);
-* bad_message:  an error that is not one line starting with the file's path;
-* hang:         no answer within --timeout seconds (the worker is killed and restarted);
-* memory:       MemoryError, or the worker dies, under an address-space limit of --memory-mb
-                above what the worker uses after loading the model (the files are < 250 KB);
-* died:         the worker process ends without answering (e.g. a segfault or abort);
-* stray_output: anything written to the process's stderr (C libraries print there directly),
-                which would break the one-line-per-bad-file contract.
+tests/corpus/judge.py runs them: ``--batch`` files (plus three good samples, first, middle and
+last) per ``geocli info`` process, every ``--classify-every``-th batch through ``geocli classify``
+too, with a time limit (a hang), an address-space cap, and the peak resident memory measured
+(above ``--memory-mb`` is a failure). Every file must come out exactly once, a record or one
+error line naming it; no traceback or other stray line on stderr; exit code 1 when a file
+failed; the good samples read; ``info`` and ``classify`` agree; and a file a correct reader must
+refuse (or read, with how many points) is not read (or refused). A batch that fails as a whole
+is rerun file by file to find the case that did it. Each failing case is written to --keep
+with ``case.json`` (how to rebuild it).
 
-Prints one JSON object: counts, crashes by kind, up to --examples examples each, wall time.
-Run: `OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python benchmarks/fuzz.py [N] [--seed S]`.
-Exit code 1 if any case crashed.
+Prints a table by format on stderr and one JSON object on stdout (also to --json). Exit 1 on any failure.
+Run: `OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python benchmarks/fuzz.py [N] [--seed S]`;
+one case again: `... benchmarks/fuzz.py --seed S --case INDEX`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
-import select
-import subprocess
+import shutil
 import sys
 import tempfile
 import time
@@ -36,171 +36,131 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from corpus.mutate import CRASH_KINDS, SAMPLE_DATA, SOURCES, Mutation, mutations, run_case  # noqa: E402 (after sys.path)
+from corpus.judge import FAILURES, Limits, Result, Tally, run_batch  # noqa: E402 (after sys.path)
+from corpus.mutate import load_sources, mutation  # noqa: E402
+from corpus.structured import Case, case  # noqa: E402
 
 
-def worker(memory_mb: int) -> None:
-    """Answer one JSON line per path read from stdin; stderr goes to a file the parent inspects."""
-    import resource
-
-    import torch
-
-    from geocli.api import load_model
-
-    torch.set_num_threads(1)
-    model = load_model(device="cpu")
-    for source in SOURCES:  # warm up: imports, thread pools and allocator arenas exist before the limit
-        run_case(str(SAMPLE_DATA / source), model)
-    with open("/proc/self/status") as status:
-        peak_kb = next(int(line.split()[1]) for line in status if line.startswith("VmPeak:"))
-    limit = (peak_kb // 1024 + memory_mb) << 20
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    print(json.dumps({"ready": True, "address_space_mb": limit >> 20}), flush=True)
-    for line in sys.stdin:
-        try:
-            answer = run_case(line.rstrip("\n"), model)
-        except MemoryError:  # raised outside the case's own handler, e.g. while formatting it
-            answer = {"outcome": "memory"}
-        print(json.dumps(answer), flush=True)
-
-
-class Worker:
-    """A worker process with a timeout on every answer; restarted after a hang or a death."""
-
-    def __init__(self, memory_mb: int, stderr_path: Path) -> None:
-        self.memory_mb, self.stderr_path = memory_mb, stderr_path
-        self.process: subprocess.Popen[str] | None = None
-
-    def start(self) -> None:
-        self.stderr = open(self.stderr_path, "w+")  # noqa: SIM115 - kept open for the worker's life
-        self.process = subprocess.Popen(
-            [sys.executable, __file__, "--worker", "--memory-mb", str(self.memory_mb)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True, cwd=REPO,
-        )  # fmt: skip
-        ready = self._answer(600)
-        if not ready or not ready.get("ready"):
-            raise RuntimeError(f"fuzz worker failed to start: {self.stray()}")
-        self.address_space_mb = ready["address_space_mb"]
-
-    def stray(self) -> str:
-        self.stderr.seek(0)
-        text = self.stderr.read()
-        self.stderr.seek(0)
-        self.stderr.truncate()
-        return text
-
-    def _answer(self, timeout: float) -> dict[str, object] | None:
-        assert self.process and self.process.stdout
-        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
-        if not ready:
-            return None
-        line = self.process.stdout.readline()
-        return json.loads(line) if line else {"outcome": "died"}
-
-    def ask(self, path: str, timeout: float) -> dict[str, object]:
-        if self.process is None:
-            self.start()
-        assert self.process and self.process.stdin
-        self.process.stdin.write(path + "\n")
-        self.process.stdin.flush()
-        answer = self._answer(timeout)
-        if answer is None or answer.get("outcome") == "died":
-            self.stop()
-            code = None if answer is None else self.process.returncode
-            answer = {"outcome": "hang"} if answer is None else {"outcome": "died", "detail": f"exit status {code}"}
-            self.process = None
-        stray = self.stray()
-        if stray.strip() and answer["outcome"] in ("classified", "refused"):
-            answer = {"outcome": "stray_output", "detail": stray[-600:]}
-        return answer
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-        if self.process:
-            self.process.wait()
+def build(seed: int, index: int, samples: float, sources: dict[str, bytes]) -> Case:
+    """Case ``index`` of run ``seed``: a byte-level mutation of a sample for a ``samples`` share, else structured."""
+    if (index * 7919) % 1000 < samples * 1000:  # spread over the run, the same indices for every seed
+        found = mutation(seed, index, sources)
+        extension = Path(found.source).suffix.lstrip(".")
+        return Case(seed, index, "sample " + extension, found.kind, f"{found.source}: {found.detail}", found.data,
+                    extension=extension)  # fmt: skip
+    return case(seed, index)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("n", nargs="?", type=int, default=10_000, help="number of mutations (default 10000)")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("n", nargs="?", type=int, default=10_000, help="number of cases (default 10000)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per case before it counts as a hang")
-    parser.add_argument("--memory-mb", type=int, default=1024, help="address space a case may add (MiB)")
-    parser.add_argument("--examples", type=int, default=5, help="examples kept per crash kind")
-    parser.add_argument("--keep", type=Path, help="copy every crashing input into this folder")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--case", type=int, action="append", help="run only this case (repeatable)")
+    parser.add_argument("--samples", type=float, default=0.1, help="share of byte-level sample mutations")
+    parser.add_argument("--batch", type=int, default=100, help="files per geocli process")
+    parser.add_argument("--classify-every", type=int, default=10, help="every k-th batch through classify too")
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds per file before a batch is a hang")
+    parser.add_argument("--memory-mb", type=float, default=1024, help="peak resident memory allowed a process")
+    parser.add_argument("--keep", type=Path, default=Path("/tmp/geocli-fuzz-failures"), help="failing cases go here")
+    parser.add_argument("--json", type=Path, help="write the summary here too")
     args = parser.parse_args()
-    if args.worker:
-        worker(args.memory_mb)
-        return 0
 
     start = time.perf_counter()
-    outcomes: Counter[str] = Counter()
-    by_mutation: dict[str, Counter[str]] = {}
-    examples: dict[str, list[dict[str, object]]] = {}
-    problems: Counter[str] = Counter()
+    sources = load_sources()
+    indices = args.case or list(range(args.n))
+    limits = Limits(seconds_per_file=args.timeout, memory_mib=args.memory_mb)
+    tally, results = Tally(), []
     with tempfile.TemporaryDirectory(prefix="geocli-fuzz-") as scratch:
-        runner = Worker(args.memory_mb, Path(scratch) / "worker-stderr.txt")
-        runner.start()
-        startup_s = time.perf_counter() - start
-        for mutation in mutations(args.n, seed=args.seed):
-            path = Path(scratch) / mutation.name
-            path.write_bytes(mutation.data)
-            answer = runner.ask(str(path), args.timeout)
-            outcome = str(answer["outcome"])
-            outcomes[outcome] += 1
-            by_mutation.setdefault(mutation.kind, Counter())[outcome] += 1
-            if outcome == "refused":
-                problems[_problem_class(str(answer["detail"]))] += 1
-            if outcome in CRASH_KINDS:
-                _record(examples, outcome, mutation, answer, args)
-                if args.keep:
-                    args.keep.mkdir(parents=True, exist_ok=True)
-                    (args.keep / mutation.name).write_bytes(mutation.data)
-            path.unlink()
-            if (mutation.index + 1) % 1000 == 0:
-                crashed = sum(outcomes[kind] for kind in CRASH_KINDS)
-                print(f"fuzz: {mutation.index + 1}/{args.n} cases, {crashed} crashes", file=sys.stderr)
-        runner.stop()
-    crashes = {kind: outcomes[kind] for kind in CRASH_KINDS}
-    print(json.dumps({
+        for number, first in enumerate(range(0, len(indices), args.batch)):
+            batch = [build(args.seed, i, args.samples, sources) for i in indices[first : first + args.batch]]
+            folder = Path(scratch) / f"batch{number}"
+            folder.mkdir()
+            found = run_batch(batch, folder, number % args.classify_every == 0 or bool(args.case), limits, tally)
+            for result in found:
+                if result.outcome in FAILURES:
+                    _keep(result, folder, args.keep)
+            results += found
+            shutil.rmtree(folder)
+            if (first + len(batch)) % 500 < args.batch:
+                failed = sum(r.outcome in FAILURES for r in results)
+                print(f"fuzz: {len(results)}/{len(indices)} cases, {failed} failures", file=sys.stderr, flush=True)
+                if args.json:  # so far: a long run can be read before it ends
+                    args.json.write_text(json.dumps(_summary(results, tally, args, time.perf_counter() - start)))
+    summary = _summary(results, tally, args, time.perf_counter() - start)
+    _print_table(summary)
+    text = json.dumps(summary, indent=1)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+    return 1 if summary["failures"] else 0
+
+
+def _keep(result: Result, folder: Path, keep: Path) -> None:
+    """Copy a failing case (and the files it references) with ``case.json``: what failed and how to rebuild it."""
+    case = result.case
+    target = keep / f"s{case.seed}_{case.index:05d}"
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(folder / case.name, target / case.name)
+    for name, content in case.extras.items():
+        if isinstance(content, bytes):
+            (target / name).write_bytes(content)
+    (target / "case.json").write_text(json.dumps({
+        "seed": case.seed, "index": case.index, "format": case.format, "mutation": case.mutation,
+        "detail": case.detail, "expect": case.expect, "points": case.points, "outcome": result.outcome,
+        "command": result.command, "failure": result.detail,
+        "rebuild": f"benchmarks/fuzz.py --seed {case.seed} --case {case.index}",
+    }, indent=1) + "\n")  # fmt: skip
+
+
+def _summary(results: list[Result], tally: Tally, args: argparse.Namespace, wall: float) -> dict[str, object]:
+    outcomes = Counter(r.outcome for r in results)
+    by_format: dict[str, Counter[str]] = {}
+    for result in results:
+        by_format.setdefault(result.case.format, Counter())[result.outcome] += 1
+    failing = [r for r in results if r.outcome in FAILURES]
+    return {
         "bench": "fuzz",
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "n": args.n,
         "seed": args.seed,
-        "timeout_s": args.timeout,
-        "memory_limit_mb": runner.address_space_mb,
-        "crashes": sum(crashes.values()),
-        "crashes_by_kind": crashes,
+        "cases": len(results),
+        "failures": len(failing),
+        "failures_by_kind": {kind: outcomes[kind] for kind in FAILURES},
+        "read": outcomes["read"],
         "refused": outcomes["refused"],
-        "classified": outcomes["classified"],
-        "by_mutation": {kind: dict(counts) for kind, counts in sorted(by_mutation.items())},
-        "top_refusals": dict(problems.most_common(12)),
-        "examples": examples,
-        "worker_startup_s": round(startup_s, 1),
-        "wall_s": round(time.perf_counter() - start, 1),
-    }, indent=1))  # fmt: skip
-    return 1 if sum(crashes.values()) else 0
+        "cases_classified_too": tally.classified,
+        "processes": tally.processes,
+        "peak_memory_mib_max": round(tally.peak_mib, 1),
+        "memory_limit_mib": args.memory_mb,
+        "by_format": {name: dict(counts) for name, counts in sorted(by_format.items())},
+        "mutations": dict(Counter(r.case.mutation for r in results).most_common()),
+        "examples": [
+            {
+                "index": r.case.index,
+                "format": r.case.format,
+                "mutation": r.case.mutation,
+                "detail": r.case.detail,
+                "outcome": r.outcome,
+                "failure": r.detail[:400],
+            }
+            for r in failing[:20]
+        ],  # fmt: skip
+        "kept_in": str(args.keep) if failing else None,
+        "wall_s": round(wall, 1),
+    }
 
 
-def _record(
-    examples: dict[str, list[dict[str, object]]],
-    outcome: str,
-    mutation: Mutation,
-    answer: dict[str, object],
-    args: argparse.Namespace,
-) -> None:
-    kept = examples.setdefault(outcome, [])
-    if len(kept) < args.examples:
-        kept.append({"case": mutation.name, "mutation": mutation.detail, "detail": answer.get("detail", "")})
-
-
-def _problem_class(problem: str) -> str:
-    """Group refusal messages by their wording, without the numbers (and details after "corrupt X data")."""
-    if problem.startswith(("corrupt", "cannot")):
-        problem = problem.split(" (")[0].split(":")[0]
-    return re.sub(r"\d[\d,.]*", "N", problem)[:80]
+def _print_table(summary: dict[str, object]) -> None:
+    by_format = summary["by_format"]
+    assert isinstance(by_format, dict)
+    print(f"{'format':<12}{'cases':>7}{'read':>7}{'refused':>9}{'failed':>8}", file=sys.stderr)
+    for name, counts in by_format.items():
+        failed = sum(n for kind, n in counts.items() if kind in FAILURES)
+        row = f"{name:<12}{sum(counts.values()):>7}{counts.get('read', 0):>7}{counts.get('refused', 0):>9}{failed:>8}"
+        print(row, file=sys.stderr)
+    print(f"{'all':<12}{summary['cases']:>7}{summary['read']:>7}{summary['refused']:>9}{summary['failures']:>8}",
+          file=sys.stderr)  # fmt: skip
+    print(f"peak memory of a geocli process: {summary['peak_memory_mib_max']} MiB; "
+          f"{summary['processes']} processes; {summary['wall_s']} s", file=sys.stderr)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -61,6 +61,23 @@ def header_lines(path: str, handle: IO[bytes], kind: str) -> Iterator[bytes]:
         yield line
 
 
+def integer(word: bytes | str) -> int:
+    """``int(word)`` for a number written in a file, without Python's own literal syntax: ``int("1_0")`` is 10,
+    where every other reader sees a typo, so a face index ``1_0`` was read as vertex 10."""
+    return int(_plain(word))
+
+
+def decimal(word: bytes | str) -> float:
+    """``float(word)`` for a number written in a file (``float("1_0.5")`` is 10.5): see :func:`integer`."""
+    return float(_plain(word))
+
+
+def _plain(word: bytes | str) -> bytes | str:
+    if b"_" in word if isinstance(word, bytes) else "_" in word:
+        raise ValueError(f"invalid number {word!r}")
+    return word
+
+
 def check_count(path: str, count: int, max_points: int, what: str = "points") -> None:
     """Refuse more than ``max_points``, before the data are read."""
     if count > max_points:

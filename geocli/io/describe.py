@@ -14,6 +14,7 @@ its scale makes it (``512345.678``; :func:`geocli.io.las.coordinates`).
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import numpy as np
 
 from geocli.io import las, pcd, ply
 from geocli.io.errors import GeometryError, one_line
-from geocli.io.readers import DEFAULT_MAX_POINTS, _npz_key, _text_layout, read_geometry
+from geocli.io.readers import DEFAULT_MAX_POINTS, _check_array_header, _text_layout, npz_member, read_geometry
 
 Dimension = dict[str, Any]  # {"name": ..., "type": ...}, with "count" for several values a point, "bits" for bit fields
 TEXT = "text"  # the type of values written as decimals
@@ -78,13 +79,14 @@ def _las(path: str, max_points: int) -> tuple[list[Dimension], dict[str, Any]]:
 
 def _array(path: str, max_points: int) -> tuple[list[Dimension], dict[str, Any]]:
     """An NPY or NPZ array's columns: x, y, z, then ``column_3``, ... (the readers use the first three)."""
-    if path.lower().endswith(".npz"):
-        with np.load(path, allow_pickle=False) as archive:
-            array = archive[_npz_key(path, archive.files)]
-    else:
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
-    names = ["x", "y", "z", *(f"column_{i}" for i in range(3, array.shape[1]))]
-    return _named(names, str(array.dtype)), {}
+    with open(path, "rb") as handle:
+        if path.lower().endswith(".npz"):  # the header only: the array may inflate to far more than the file
+            with zipfile.ZipFile(handle) as archive, archive.open(npz_member(path, archive)) as member:
+                shape, dtype, _ = _check_array_header(path, member, max_points)
+        else:
+            shape, dtype, _ = _check_array_header(path, handle, max_points)
+    names = ["x", "y", "z", *(f"column_{i}" for i in range(3, shape[1]))]
+    return _named(names, str(dtype)), {}
 
 
 def _text_table(path: str, max_points: int) -> tuple[list[Dimension], dict[str, Any]]:

@@ -103,7 +103,10 @@ def _parse(path: str) -> tuple[dict[str, Any], int | None]:
             raise GeometryError(path, f"corrupt GLB data: {declared}, the file has {len(data):,}")
         chunk = 20 + json_length
         if chunk + 8 <= len(data) and struct.unpack_from("<I", data, chunk + 4)[0] == _GLB_BIN:
-            binary_chunk = min(struct.unpack_from("<I", data, chunk)[0], len(data) - chunk - 8)
+            binary_chunk = struct.unpack_from("<I", data, chunk)[0]
+            if binary_chunk > len(data) - chunk - 8:  # trimesh allocates what the chunk declares: 4 GiB for 2**32 - 1
+                problem = f"the binary chunk declares {binary_chunk:,} bytes, {len(data) - chunk - 8:,} follow"
+                raise GeometryError(path, f"corrupt GLB data: {problem}")
         data = data[20:chunk]
     try:
         document = json.loads(data)
@@ -157,17 +160,18 @@ def _check_accessor(path: str, accessor: dict[str, Any], where: str, views: list
 
 
 def _positions(path: str, mesh: dict[str, Any], n_accessors: int, where: str) -> list[int]:
-    """The POSITION accessor of each of a mesh's primitives."""
+    """The POSITION accessor of each of a mesh's primitives, every accessor they name checked."""
     primitives = mesh.get("primitives", [])
     if not isinstance(primitives, list) or not all(
         isinstance(p, dict) and isinstance(p.get("attributes"), dict) for p in primitives
     ):
         raise GeometryError(path, f"invalid glTF: {where}.primitives must be objects with attributes")
-    return [
-        _index(path, p["attributes"], "POSITION", n_accessors, f"{where}.primitives[{i}].attributes")
-        for i, p in enumerate(primitives)
-        if "POSITION" in p["attributes"]
-    ]
+    for i, primitive in enumerate(primitives):  # trimesh takes accessors[-1] for -1: the last, read as indices
+        for name in primitive["attributes"]:
+            _index(path, primitive["attributes"], name, n_accessors, f"{where}.primitives[{i}].attributes")
+        if "indices" in primitive:
+            _index(path, primitive, "indices", n_accessors, f"{where}.primitives[{i}]")
+    return [p["attributes"]["POSITION"] for p in primitives if "POSITION" in p["attributes"]]
 
 
 def _objects(path: str, document: dict[str, Any], key: str) -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import os
+import struct
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,7 +30,7 @@ import numpy as np
 
 from geocli.io.atomic import atomic_write
 from geocli.io.checks import check_count, check_size
-from geocli.io.errors import one_line
+from geocli.io.errors import GeometryError, one_line
 
 INPUT_PREFIX = "input_"
 """An input's value under a name the output uses itself (``classification``, ``label``) keeps it with this prefix."""
@@ -40,6 +41,7 @@ def read_las(path: str, max_points: int) -> tuple[np.ndarray, np.ndarray | None,
     other point dimension in its own type (:func:`point_dimensions`, less the colours)."""
     import laspy
 
+    _check_layout(path)
     with laspy.open(path) as reader:
         check_count(path, reader.header.point_count, max_points)
         if not reader.header.are_points_compressed:
@@ -51,6 +53,36 @@ def read_las(path: str, max_points: int) -> tuple[np.ndarray, np.ndarray | None,
         for channel in ("red", "green", "blue"):
             del dimensions[channel]
     return coordinates(las), colors, dimensions
+
+
+_VLR_HEADER, _EVLR_HEADER = 54, 60
+
+
+def _check_layout(path: str) -> None:
+    """The header's offsets and record counts must fit in the file, checked before laspy reads them.
+
+    laspy trusts them: an offset to the point data of 4 GiB made it allocate 4 GiB for the
+    records before it, and a count of two billion VLRs kept it reading for ever.
+    """
+    size = os.path.getsize(path)
+    with open(path, "rb") as handle:
+        head = handle.read(375)
+    if not head.startswith(b"LASF"):
+        return  # laspy says what it is not
+    if len(head) < 227:
+        raise GeometryError(path, "corrupt LAS data: the file ends inside its header")
+    header_size, start, vlrs = struct.unpack_from("<HII", head, 94)
+    if not header_size <= start <= size:
+        problem = f"the point data start at byte {start:,}, the header ends at {header_size:,} and the file at {size:,}"
+        raise GeometryError(path, f"corrupt LAS data: {problem}")
+    if vlrs * _VLR_HEADER > start - header_size:
+        problem = f"{vlrs:,} VLRs cannot fit in the {start - header_size:,} bytes before the point data"
+        raise GeometryError(path, f"corrupt LAS data: {problem}")
+    if head[24:26] >= b"\x01\x04" and len(head) >= 247:
+        first, evlrs = struct.unpack_from("<QI", head, 235)
+        if evlrs and first + evlrs * _EVLR_HEADER > size:
+            problem = f"{evlrs:,} extended VLRs from byte {first:,} cannot fit in {size:,} bytes"
+            raise GeometryError(path, f"corrupt LAS data: {problem}")
 
 
 def _check_records(path: str, header: Any) -> None:

@@ -19,7 +19,7 @@ from typing import IO
 
 import numpy as np
 
-from geocli.io.checks import check_count, check_size, numpy_problem, triangulate
+from geocli.io.checks import check_count, check_size, decimal, integer, numpy_problem, triangulate
 from geocli.io.errors import GeometryError
 
 _STL_VERTICES = "vertices (3 per facet)"
@@ -65,10 +65,10 @@ def read_off(path: str, max_points: int) -> tuple[np.ndarray, np.ndarray]:
         for number, line in enumerate(islice(lines, n_faces)):
             words = line.split(b"#", 1)[0].split()
             try:
-                corners = int(words[0])
+                corners = integer(words[0])
                 if not 1 + corners <= len(words) <= 1 + corners + _OFF_COLOR_VALUES:
                     raise ValueError(f"{len(words) - 1} values after a count of {corners}")
-                indices.extend(map(int, words[1 : 1 + corners]))
+                indices.extend(map(integer, words[1 : 1 + corners]))
             except (ValueError, OverflowError) as exc:
                 raise GeometryError(path, f"corrupt OFF data: face {number:,}: {exc}") from None
             sizes.append(corners)
@@ -94,7 +94,7 @@ def _off_counts(path: str, lines: Iterator[bytes]) -> tuple[int, int]:
     if len(counts) < 2:
         counts += next(lines, b"").split(b"#", 1)[0].split()
     try:
-        n_vertices, n_faces = int(counts[0]), int(counts[1])
+        n_vertices, n_faces = integer(counts[0]), integer(counts[1])
     except (IndexError, ValueError):
         n_vertices = n_faces = -1
     if n_vertices < 0 or n_faces < 0:
@@ -118,10 +118,10 @@ def read_obj(path: str, max_points: int) -> tuple[np.ndarray, np.ndarray]:
                 if words[:1] == [b"v"]:
                     if len(words) < 4:
                         raise ValueError("a vertex needs x, y and z")
-                    coordinates.extend(map(float, words[1:4]))
+                    coordinates.extend(map(decimal, words[1:4]))
                 elif words[:1] == [b"f"]:
                     read = len(coordinates) // 3
-                    corners = [int(word.split(b"/", 1)[0]) for word in words[1:]]
+                    corners = [integer(word.split(b"/", 1)[0]) for word in words[1:]]
                     if 0 in corners:
                         raise ValueError("vertex index 0 (OBJ counts vertices from 1)")
                     indices.extend(i - 1 if i > 0 else read + i for i in corners)
@@ -167,7 +167,7 @@ def _ascii_stl_corners(path: str, data: bytes) -> np.ndarray:
     if not data.rstrip().rsplit(b"\n", 1)[-1].strip().lower().startswith(b"endsolid"):
         raise GeometryError(path, "corrupt STL data: no 'endsolid' at the end (the file is cut short?)")
     try:
-        values = np.fromiter(map(float, chain.from_iterable(facets)), np.float64, 9 * len(facets))
+        values = np.fromiter(map(decimal, chain.from_iterable(facets)), np.float64, 9 * len(facets))
     except ValueError as exc:
         raise GeometryError(path, f"corrupt STL data: {exc}") from None
     return values.astype(np.float32).reshape(-1, 3)

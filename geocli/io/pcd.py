@@ -14,7 +14,7 @@ from typing import IO
 
 import numpy as np
 
-from geocli.io.checks import check_count, check_size, header_lines, read_table
+from geocli.io.checks import check_count, check_size, header_lines, integer, read_table
 from geocli.io.errors import GeometryError
 
 _TYPES = {("F", 4): "<f4", ("F", 8): "<f8"} | {
@@ -104,7 +104,7 @@ def _ints(path: str, lines: dict[str, list[bytes]], key: str, default: list[int]
             raise GeometryError(path, f"invalid PCD header: no {key} line")
         return default
     try:
-        values = [int(word) for word in words]
+        values = [integer(word) for word in words]
     except ValueError:
         values = []
     if not values or min(values) < 0:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import islice
@@ -315,22 +316,55 @@ bounded); one of 3 rows and more columns is a transposed cloud."""
 
 def _read_npy(path: str, max_points: int) -> Geometry:
     with open(path, "rb") as handle:
-        shape, dtype = _check_array_header(path, handle, max_points)
+        shape, dtype, _ = _check_array_header(path, handle, max_points)
         data_start = handle.tell()
-    check_size(path, "NPY", shape[0] * shape[1] * dtype.itemsize, os.path.getsize(path) - data_start, None)
+    row = shape[1] * dtype.itemsize  # a header length that lies leaves bytes over: refused, not read shifted
+    check_size(path, "NPY", shape[0] * row, os.path.getsize(path) - data_start, row)
     array = np.load(path, mmap_mode="r", allow_pickle=False)  # mmap: copy only the xyz columns
     return _build(path, np.array(array[:, :3], dtype=np.float64), max_points)
 
 
 def _read_npz(path: str, max_points: int) -> Geometry:
+    """The array's x, y, z columns, inflated a block of rows at a time.
+
+    ``np.load`` inflates a whole array, and deflate packs a gigabyte of zeros into a megabyte:
+    here the array's size is first checked against the size the archive records for it, and
+    only the first three columns are kept.
+    """
     with open(path, "rb") as handle:
         if handle.read(4) != b"PK\x03\x04":
             raise GeometryError(path, "not an NPZ file: not a zip archive")
-    with np.load(path, allow_pickle=False) as archive:
-        key = _npz_key(path, archive.files)
-        with archive.zip.open(f"{key}.npy") as handle:
-            _check_array_header(path, handle, max_points)  # an NPZ array is decompressed whole
-        return _build(path, archive[key][:, :3], max_points)
+    with zipfile.ZipFile(path) as archive:
+        member = npz_member(path, archive)
+        with archive.open(member) as handle:
+            shape, dtype, fortran = _check_array_header(path, handle, max_points)
+            row = shape[1] * dtype.itemsize
+            check_size(path, "NPZ", shape[0] * row, member.file_size - handle.tell(), row)
+            points = _first_columns(handle, shape, dtype, fortran)
+        return _build(path, points, max_points)
+
+
+_BLOCK_ROWS = 1 << 16
+
+
+def _first_columns(handle: Any, shape: tuple[int, int], dtype: np.dtype, fortran: bool) -> np.ndarray:
+    """The first three columns of the array that follows the header, read ``_BLOCK_ROWS`` rows at a time."""
+    rows, columns = shape
+    if fortran:  # column after column: x, y and z come first
+        return np.frombuffer(handle.read(3 * rows * dtype.itemsize), dtype).reshape(3, rows).T
+    blocks = []
+    for first in range(0, rows, _BLOCK_ROWS):
+        count = min(_BLOCK_ROWS, rows - first)
+        block = np.frombuffer(handle.read(count * columns * dtype.itemsize), dtype)
+        blocks.append(block.reshape(count, columns)[:, :3].copy())  # a view would keep the whole block alive
+    return np.concatenate(blocks) if blocks else np.empty((0, 3))
+
+
+def npz_member(path: str, archive: zipfile.ZipFile) -> zipfile.ZipInfo:
+    """The archive member that holds the points: ``points.npy``, or the only member."""
+    names = archive.namelist()
+    keys = [name.removesuffix(".npy") for name in names]
+    return archive.getinfo(names[keys.index(_npz_key(path, keys))])
 
 
 def _npz_key(path: str, keys: list[str]) -> str:
@@ -341,15 +375,17 @@ def _npz_key(path: str, keys: list[str]) -> str:
     raise GeometryError(path, f"expected an array named 'points', found: {', '.join(keys) or 'no arrays'}")
 
 
-def _check_array_header(path: str, handle: Any, max_points: int) -> tuple[tuple[int, int], np.dtype]:
+def _check_array_header(path: str, handle: Any, max_points: int) -> tuple[tuple[int, int], np.dtype, bool]:
     """Validate shape and dtype from the .npy header, before the data are read; return them.
 
     Points are rows of 3 or more values: a (3, N) array is a transposed cloud, not 3 points
     with N columns, and is refused rather than read as 3 wrong points.
     """
     version = np.lib.format.read_magic(handle)
+    if version not in ((1, 0), (2, 0), (3, 0)):  # np.load's check, which an NPZ member read here skips
+        raise GeometryError(path, f"unsupported NPY format version {version[0]}.{version[1]}")
     read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    shape, _, dtype = read_header(handle)
+    shape, fortran, dtype = read_header(handle)
     if dtype.hasobject:
         raise GeometryError(path, "array holds Python objects (pickled data), which geocli never loads")
     if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
@@ -358,7 +394,7 @@ def _check_array_header(path: str, handle: Any, max_points: int) -> tuple[tuple[
         problem = f"expected an array of shape (N, 3) or (N, up to {MAX_COLUMNS}), got {shape}"
         raise GeometryError(path, problem + (" (transposed?)" if len(shape) == 2 and shape[0] == 3 else ""))
     check_count(path, shape[0], max_points)
-    return shape, dtype
+    return shape, dtype, fortran
 
 
 def _read_text(path: str, max_points: int) -> Geometry:

@@ -8,14 +8,11 @@ counts, types, encodings and keywords.
 
 from __future__ import annotations
 
-import json
 import random
 import re
-import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_DATA = REPO / "sample_data"
@@ -125,47 +122,18 @@ def _edit_header(data: bytes, end: int, rng: random.Random) -> tuple[bytes, str]
     return mutate(data, "flip", rng)
 
 
+def mutation(seed: int, index: int, sources: dict[str, bytes] | None = None) -> Mutation:
+    """The ``index``-th mutation of run ``seed`` on its own, for fuzz runs that rebuild any case alone."""
+    sources = load_sources() if sources is None else sources
+    names = sorted(sources)
+    rng = random.Random(f"{seed}:{index}")
+    source = names[index % len(names)]
+    kind = rng.choice(KINDS)
+    data, detail = mutate(sources[source], kind, rng)
+    return Mutation(index, source, kind, detail, data)
+
+
 def mutations(count: int, seed: int = 0, sources: dict[str, bytes] | None = None) -> Iterator[Mutation]:
     """``count`` mutations, cycling through the sources; the same ``seed`` gives the same bytes."""
     sources = load_sources() if sources is None else sources
-    names = sorted(sources)
-    rng = random.Random(seed)
-    for index in range(count):
-        source = names[index % len(names)]
-        kind = rng.choice(KINDS)
-        data, detail = mutate(sources[source], kind, rng)
-        yield Mutation(index, source, kind, detail, data)
-
-
-CRASH_KINDS = ("traceback", "bad_message", "hang", "memory", "died", "stray_output")
-
-
-def run_case(path: str, model: Any) -> dict[str, str]:
-    """What `geocli info` and `geocli classify` do with one file, as an outcome for the fuzzers.
-
-    ``refused`` (a one-line ``<path>: <problem>`` error from both) and ``classified`` are fine;
-    ``traceback`` (any other exception) and ``bad_message`` (an error that is not one line naming
-    the file, or only one command failing) are crashes. Hangs, memory blow-ups and stray output
-    need a separate process to observe: benchmarks/fuzz.py adds them.
-    """
-    from geocli.api import classify
-    from geocli.io import GeometryError
-    from geocli.io.describe import describe
-
-    try:
-        try:
-            json.dumps(describe(path))
-            read = None
-        except GeometryError as error:
-            read = str(error)
-        [prediction] = classify([path], model)
-    except MemoryError:
-        return {"outcome": "memory", "detail": traceback.format_exc(limit=-3)[-600:]}
-    except Exception:  # noqa: BLE001 - any other exception is what the fuzzers look for
-        return {"outcome": "traceback", "detail": traceback.format_exc(limit=-4)[-1200:]}
-    message = prediction.error or read
-    if message is None:
-        return {"outcome": "classified"}
-    if "\n" in message or not message.startswith(f"{path}: ") or (prediction.error is None) != (read is None):
-        return {"outcome": "bad_message", "detail": f"info: {read!r}; classify: {prediction.error!r}"}
-    return {"outcome": "refused", "detail": message[len(path) + 2 :]}
+    return (mutation(seed, index, sources) for index in range(count))
