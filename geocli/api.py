@@ -248,43 +248,63 @@ def classify_iter(
     so at most two batches and two files per worker are held, however many inputs there are.
     """
     model = _model_for("classify", model, device)
-    held: list[Prediction | tuple[str, NetworkInput, int]] = []  # in order: failures, and clouds awaiting the network
-    read = partial(_read_prepared, n=model.input_points, seed=seed, max_points=max_points)
-
-    def flush() -> list[Prediction]:
-        """Every held input's prediction, in order, after one network pass over the held clouds."""
-        waiting = [entry for entry in held if not isinstance(entry, Prediction)]
-        if not waiting:  # held starts with a cloud: nothing, then, is held
-            return []
-        logits = predict_logits(model, torch.from_numpy(np.stack([prepared.cloud for _, prepared, _ in waiting])))
-        predictions = iter(_predictions(model, logits, [name for name, _, _ in waiting], top_k))
-        out = []
-        for entry in held:
-            if not isinstance(entry, Prediction):
-                _, prepared, source_points = entry
-                entry = next(predictions)
-                entry.points, entry.source_points = int(prepared.cloud.shape[0]), source_points
-                entry.warnings = prepared.warnings
-            out.append(entry)
-        return out
-
+    entry = partial(classify_entry, n=model.input_points, seed=seed, max_points=max_points)
     window = batch_size + 2 * workers  # a whole next batch is prepared while the network runs this one
-    prepared_inputs = prefetch(read, _named(inputs), workers, window)
-    with closing(prepared_inputs):
-        for name, outcome in prepared_inputs:
-            if isinstance(outcome, GeometryError):
-                failed = Prediction(path=name, error=str(outcome))
-                if held:  # it waits behind the clouds before it, to keep input order
-                    held.append(failed)
-                else:
-                    yield failed
-                continue
-            geometry, prepared = outcome
-            held.append((name, prepared, len(geometry.points)))
-            if sum(not isinstance(entry, Prediction) for entry in held) >= batch_size:
-                yield from flush()
-                held.clear()
-        yield from flush()
+    entries = prefetch(entry, _named(inputs), workers, window)
+    with closing(entries):
+        for group in batch_groups(entries, batch_size):
+            yield from predict_group(model, group, top_k)
+
+
+Entry = Prediction | tuple[str, NetworkInput, int]
+"""One input made ready for :func:`predict_group`: its failed Prediction, or (name, network input, points read)."""
+
+
+def classify_entry(named: tuple[str, Input], n: int, seed: int, max_points: int | None) -> Entry:
+    """The per-file work of classify before the network (:func:`read_prepared`); an unusable input is its Prediction."""
+    name, outcome = _read_prepared(named, n, seed, max_points)
+    if isinstance(outcome, GeometryError):
+        return Prediction(path=name, error=str(outcome))
+    geometry, prepared = outcome
+    return name, prepared, len(geometry.points)
+
+
+def batch_groups(entries: Iterable[Entry], batch_size: int) -> Iterator[list[Entry]]:
+    """classify's network batches, in input order: each group ends with its ``batch_size``-th cloud (or the inputs).
+
+    A failure waits in the group of the clouds before it, to keep input order; one with no
+    cloud before it is a group by itself, handed back at once. Which clouds share a batch
+    is decided here alone, so a run elsewhere (:mod:`geocli.distributed`) batches exactly
+    as a local one: a cloud's logits may differ in their last bits from one batch to another.
+    """
+    held: list[Entry] = []
+    clouds = 0
+    for entry in entries:
+        held.append(entry)
+        clouds += not isinstance(entry, Prediction)
+        if clouds == 0 or clouds == batch_size:
+            yield held
+            held, clouds = [], 0
+    if held:
+        yield held
+
+
+def predict_group(model: LoadedModel, group: Sequence[Entry], top_k: int) -> list[Prediction]:
+    """Every entry's prediction, in order, after one network pass over the group's clouds."""
+    waiting = [entry for entry in group if not isinstance(entry, Prediction)]
+    if not waiting:  # failures only
+        return [entry for entry in group if isinstance(entry, Prediction)]
+    logits = predict_logits(model, torch.from_numpy(np.stack([prepared.cloud for _, prepared, _ in waiting])))
+    predictions = iter(_predictions(model, logits, [name for name, _, _ in waiting], top_k))
+    out = []
+    for entry in group:
+        if not isinstance(entry, Prediction):
+            _, prepared, source_points = entry
+            entry = next(predictions)
+            entry.points, entry.source_points = int(prepared.cloud.shape[0]), source_points
+            entry.warnings = prepared.warnings
+        out.append(entry)
+    return out
 
 
 def read_prepared(item: Input, name: str, n: int, seed: int, max_points: int | None) -> tuple[Geometry, NetworkInput]:
@@ -415,10 +435,16 @@ def segment(
     prepared_inputs = prefetch(read, _named(inputs), workers, 2 * workers)
     with closing(prepared_inputs):
         for name, outcome in prepared_inputs:
-            if isinstance(outcome, GeometryError):
-                yield Segmentation(path=name, error=str(outcome))
-            else:
-                yield _segment_prepared(model, *outcome)
+            yield segment_outcome(model, name, outcome)
+
+
+def segment_outcome(
+    model: LoadedModel, name: str, outcome: tuple[Geometry, NetworkInput] | GeometryError
+) -> Segmentation:
+    """One input's :class:`Segmentation` after :func:`read_prepared`: its labels, or its error."""
+    if isinstance(outcome, GeometryError):
+        return Segmentation(path=name, error=str(outcome))
+    return _segment_prepared(model, *outcome)
 
 
 def as_geometry(item: Input, name: str, max_points: int | None = None) -> Geometry:

@@ -195,6 +195,27 @@ WorkersOption = Annotated[
 ]
 
 
+RayOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="ADDRESS",
+        help="Spread the files over a Ray cluster's workers, each loading the model once: auto (this machine's "
+        "cluster), local (a new one here), or the head's HOST:PORT; --workers: how many (default: one per "
+        "CPU). Needs pip install 'geocli[ray]'.",
+    ),
+]
+
+
+def _on_ray(run: Callable[..., Generator[Any, None, None]], *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
+    """``run`` from :mod:`geocli.distributed`: a missing Ray or an unreachable cluster is a usage error."""
+    from geocli.distributed import RayUnavailable
+
+    try:
+        return run(*args, **kwargs)
+    except RayUnavailable as error:
+        fail_usage(str(error))
+
+
 def _workers(given: int | None) -> int:
     """``--workers`` as given, or :func:`geocli.prefetch.default_workers` when it is not."""
     from geocli.prefetch import default_workers
@@ -252,6 +273,7 @@ def classify(
     seed: Annotated[int, typer.Option(callback=_non_negative_seed, help="Seed of mesh surface sampling.")] = 0,
     max_points: MaxPointsOption = None,
     workers: WorkersOption = None,
+    ray: RayOption = None,
 ) -> None:
     """Predict the object class of each input, whatever its orientation."""
     files, bad = _collect_inputs(paths, recursive)
@@ -262,9 +284,13 @@ def classify(
     records = _Records(output_format, _csv_columns(k), lambda record: _csv_cells(record, k), _print_table)
     for item in bad:
         records.emit(Prediction(path=item.path, error=item.error).to_dict())
-    predictions = classify_iter(
-        files, loaded, top_k=top_k, batch_size=batch_size, seed=seed, max_points=max_points, workers=_workers(workers)
-    )
+    options: dict[str, Any] = {"top_k": top_k, "batch_size": batch_size, "seed": seed, "max_points": max_points}
+    if ray:
+        from geocli.distributed import classify_ray
+
+        predictions = _on_ray(classify_ray, files, model, address=ray, workers=workers, device=device, **options)
+    else:
+        predictions = classify_iter(files, loaded, workers=_workers(workers), **options)
     _stream_records(records, predictions, len(files), "classifying")
 
 
@@ -446,6 +472,7 @@ def segment(
     seed: Annotated[int, typer.Option(callback=_non_negative_seed, help="Seed of mesh surface sampling.")] = 0,
     max_points: MaxPointsOption = None,
     workers: WorkersOption = None,
+    ray: RayOption = None,
 ) -> None:
     """Label every point of each input with its part, whatever its orientation; one JSON line per file on stdout."""
     if per_face and output_format != SegmentFormat.ply:
@@ -472,7 +499,14 @@ def segment(
         else:
             todo.append(path)
     done = 0
-    results = run_segment(todo, loaded, seed=seed, max_points=max_points, workers=_workers(workers))
+    if ray:
+        from geocli.distributed import segment_ray
+
+        results = _on_ray(
+            segment_ray, todo, model, address=ray, workers=workers, device=device, seed=seed, max_points=max_points
+        )
+    else:
+        results = run_segment(todo, loaded, seed=seed, max_points=max_points, workers=_workers(workers))
     with _StopOnSignal() as stop, _progress(len(todo), "segmenting") as advance, closing(results):
         try:
             for result in results:
