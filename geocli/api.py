@@ -25,6 +25,7 @@ from geocli.defaults import DEFAULT_CLASSIFIER, DEFAULT_SEGMENTER
 from geocli.geometry.quality import shape_warnings
 from geocli.geometry.resample import fps_resample, radius_stratified
 from geocli.geometry.sampling import normalize_unit_sphere, sample_surface
+from geocli.gpu import exact_float32, inference_batch_size
 from geocli.io import Geometry, GeometryError, read_geometry, validate_points
 from geocli.ops import farthest_point_sample, knn
 from geocli.parts import decode, part_categories
@@ -179,7 +180,8 @@ def fps_points(points: np.ndarray, n: int) -> np.ndarray:
 def predict_logits(model: LoadedModel, clouds: Tensor) -> Tensor:
     """Logits for (B,N,3) clouds after FPS to the model's input size."""
     device = next(model.net.parameters()).device
-    return model.net(fps_resample(clouds.to(device), model.input_points)).float().cpu()
+    with exact_float32(device):  # on CUDA: no autocast, no TF32 (see geocli.gpu)
+        return model.net(fps_resample(clouds.to(device), model.input_points)).float().cpu()
 
 
 def _predictions(model: LoadedModel, logits: Tensor, names: Sequence[str], top_k: int) -> list[Prediction]:
@@ -197,7 +199,7 @@ def classify(
     model: LoadedModel | str = DEFAULT_CLASSIFIER,
     *,
     top_k: int = 5,
-    batch_size: int = 16,
+    batch_size: int | None = None,
     device: str = "auto",
     seed: int = 0,
     max_points: int | None = None,
@@ -208,7 +210,7 @@ def classify(
 
     Results come back in input order, and ``on_result`` sees them in that order as soon
     as each is known, so a caller can stream results and show progress on long lists
-    (:func:`classify_iter` is the same as a generator). ``workers`` as in :func:`classify_iter`.
+    (:func:`classify_iter` is the same as a generator). ``workers`` and ``batch_size`` as in :func:`classify_iter`.
     """
     results = []
     predictions = classify_iter(
@@ -234,7 +236,7 @@ def classify_iter(
     model: LoadedModel | str = DEFAULT_CLASSIFIER,
     *,
     top_k: int = 5,
-    batch_size: int = 16,
+    batch_size: int | None = None,
     device: str = "auto",
     seed: int = 0,
     max_points: int | None = None,
@@ -246,8 +248,11 @@ def classify_iter(
     with ``workers=0``, which does it here, one file after another) while the network runs
     a batch. The next batch and two files per worker are prepared ahead (:func:`geocli.prefetch.prefetch`),
     so at most two batches and two files per worker are held, however many inputs there are.
+    ``batch_size`` clouds go through the network at once: by default 16 on a CPU, and on CUDA
+    as many as fill half the free device memory (:func:`geocli.gpu.inference_batch_size`).
     """
     model = _model_for("classify", model, device)
+    batch_size = batch_size or inference_batch_size(model)
     entry = partial(classify_entry, n=model.input_points, seed=seed, max_points=max_points)
     window = batch_size + 2 * workers  # a whole next batch is prepared while the network runs this one
     entries = prefetch(entry, _named(inputs), workers, window)

@@ -48,6 +48,7 @@ from geocli.api import (
     segment_outcome,
 )
 from geocli.defaults import DEFAULT_CLASSIFIER, DEFAULT_SEGMENTER
+from geocli.gpu import CPU_BATCH
 
 MISSING = "--ray needs Ray, an optional extra: pip install 'geocli[ray]'"
 FILES_PER_CALL = 8  # files a worker reads per call: a Ray call costs about a millisecond, a small file a few
@@ -86,7 +87,7 @@ def classify_ray(
     address: str | None = None,
     workers: int | None = None,
     top_k: int = 5,
-    batch_size: int = 16,
+    batch_size: int | None = None,
     device: str = "cpu",
     seed: int = 0,
     max_points: int | None = None,
@@ -97,10 +98,12 @@ def classify_ray(
     'local': a new one on this machine, the head's 'host:6379', or None: ``RAY_ADDRESS`` or a new
     local one); a Ray already initialised in this process is used as it is. ``workers``
     actors (default: one per CPU of the cluster) each load ``model``, a shipped name or a card path.
+    ``batch_size`` is 16 unless given, as in a local run on a CPU (the driver cannot size a worker's GPU).
     A wrong model, a missing Ray and an unreachable cluster are raised here, before the first result
     (:class:`geocli.zoo.ModelError`, ``ValueError``, :class:`RayUnavailable`).
     """
     _model_for("classify", model, "cpu")
+    batch_size = batch_size or CPU_BATCH
     return _classify_on(_connect(address), _actors(model, device, workers), inputs, top_k, batch_size, seed, max_points)
 
 
