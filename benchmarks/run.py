@@ -12,6 +12,9 @@ Per shipped classifier, in one process and one run, so that ratios compare like 
 * ``one_file_s``: wall time of ``geocli classify FILE -m MODEL`` in a new process (median of 3);
 * ``train_step_s``: one training step of the family's ``cpu`` recipe (``benchmarks/train_step.py``'s "new").
 
+And for the default classifier, whether ``--ray`` on a new local cluster of two workers gives
+the local run's JSONL byte for byte over the same files (``ray``: Ray must be installed).
+
 Once: ``geocli --help`` (``benchmarks/cli_startup.py``; target 0.3 s) and the default
 segmenter on a 1,000,000-point scan (``benchmarks/segment_memory.py``: wall time and peak
 memory; target 4 GiB). The machine is named in the result (CPU, cores, GPU if any, load
@@ -205,6 +208,23 @@ def classifier_row(name: str, files: list[str], parts: set[str], args: argparse.
     return row
 
 
+def ray_agreement(name: str, files: list[str], workers: int = 2) -> dict[str, Any]:
+    """``name`` over ``files`` here and on a new local Ray cluster of ``workers`` workers: the same JSONL?"""
+    from geocli.distributed import classify_ray
+
+    local = [json.dumps(p.to_dict()) + "\n" for p in classify_iter(files, name, device="cpu", workers=0)]
+    started = time.perf_counter()
+    remote = [json.dumps(p.to_dict()) + "\n" for p in classify_ray(files, name, address="local", workers=workers)]
+    seconds = time.perf_counter() - started
+    return {
+        "model": name,
+        "files": len(files),
+        "workers": workers,
+        "identical_jsonl": "".join(remote) == "".join(local),
+        "seconds_with_start": round(seconds, 1),
+    }
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     parts = set(args.parts.split(","))
     info = machine()
@@ -219,6 +239,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         files = generate_files(Path(tmp), args.files)
         result["files"] = {"count": len(files), "formats": list(FORMATS), "workers": default_workers()}
         result["classifiers"] = [classifier_row(name, files, parts, args) for name in names]
+        if "ray" in parts:
+            from geocli.distributed import RayUnavailable
+
+            try:
+                result["ray"] = ray_agreement(DEFAULT_CLASSIFIER, files)
+            except RayUnavailable as error:  # not installed, or a loaded machine's node did not start in time
+                result["ray"] = {"model": DEFAULT_CLASSIFIER, "error": str(error)}
     info["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
@@ -271,6 +298,13 @@ def table(result: dict[str, Any]) -> str:
             f"Segmenting a {seg['points']:,}-point scan ({seg['model']}): {seg['seconds']} s, "
             f"{seg['peak_rss_gib']} GiB peak (target 4 GiB)."
         ]
+    if "ray" in result:
+        ray = result["ray"]
+        if "error" in ray:
+            notes += [f"`--ray`: not measured ({ray['error']})."]
+        else:
+            same = "byte for byte the same" if ray["identical_jsonl"] else "NOT the same"
+            notes += [f"`--ray`, {ray['workers']} local workers: {ray['files']} records {same} as a local run's."]
     lines += ["", *(f"- {note}" for note in notes)]
     return "\n".join(lines)
 
@@ -289,7 +323,7 @@ def main() -> None:
     parser.add_argument(
         "--models", help="comma-separated classifiers (default: every shipped one; --quick the default)"
     )
-    parser.add_argument("--parts", default="raw,e2e,cli,segment,train", help="what to measure (default: all)")
+    parser.add_argument("--parts", default="raw,e2e,cli,segment,train,ray", help="what to measure (default: all)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--out", type=Path, help="the JSON file (default: benchmarks/results/<machine>.json)")
     parser.add_argument("--readme", type=Path, help="write this JSON file's table into README.md, measure nothing")

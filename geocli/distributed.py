@@ -209,8 +209,8 @@ def _connect(address: str | None) -> bool:
             logging_level=logging.ERROR,
             log_to_driver=False,  # records and errors are the driver's to print, as in a local run
         )
-    except (ConnectionError, ValueError, RuntimeError) as error:
-        raise RayUnavailable(f"cannot connect to the Ray cluster at {address or 'RAY_ADDRESS'}: {error}") from None
+    except Exception as error:  # Ray raises a bare Exception when a new local node does not start in 30 s
+        raise RayUnavailable(f"cannot reach or start the Ray cluster {address or 'RAY_ADDRESS'}: {error}") from None
     return True
 
 
