@@ -285,9 +285,7 @@ def table(result: dict[str, Any]) -> str:
         f"End to end: {files['count']} generated files in {len(files['formats'])} formats, {files['workers']} workers."
     ]
     if result["quick"]:
-        notes += [
-            "A `--quick` run: a smoke test (48 files, the default classifier, a 20,000-point scan, a small step)."
-        ]
+        notes += ["A `--quick` run: a smoke test (the default classifier, a 20,000-point scan, a small training step)."]
     if "help" in result:
         notes += [
             f"`geocli --help`: median {result['help']['median_s']:.2f} s of {result['help']['n']} (target 0.3 s)."
