@@ -192,11 +192,12 @@ def classifier_row(name: str, files: list[str], parts: set[str], args: argparse.
     if "e2e" in parts:
         row["end_to_end_files_per_s"] = round(end_to_end_rate(model, files), 2)
     if "raw" in parts:  # (imported here: --parts e2e also measures checkouts older than these functions)
-        from geocli.api import classify_entry
+        from geocli.api import as_geometry, model_input
         from geocli.gpu import inference_batch_size
 
-        entries = [classify_entry((path, path), model.input_points, 0, None) for path in files]
-        clouds = torch.from_numpy(np.stack([entry[1].cloud for entry in entries if isinstance(entry, tuple)]))
+        clouds = torch.from_numpy(
+            np.stack([model_input(as_geometry(path, path), model.input_points, 0) for path in files])
+        )
         row["raw_shapes_per_s"] = round(raw_rate(model, clouds, inference_batch_size(model)), 2)
         if "e2e" in parts:
             row["end_to_end_over_raw"] = round(row["end_to_end_files_per_s"] / row["raw_shapes_per_s"], 3)
@@ -210,11 +211,11 @@ def classifier_row(name: str, files: list[str], parts: set[str], args: argparse.
 
 def ray_agreement(name: str, files: list[str], workers: int = 2) -> dict[str, Any]:
     """``name`` over ``files`` here and on a new local Ray cluster of ``workers`` workers: the same JSONL?"""
-    from geocli.distributed import classify_ray
+    from geocli.distributed import Cluster, classify_ray
 
     local = [json.dumps(p.to_dict()) + "\n" for p in classify_iter(files, name, device="cpu", workers=0)]
     started = time.perf_counter()
-    remote = [json.dumps(p.to_dict()) + "\n" for p in classify_ray(files, name, address="local", workers=workers)]
+    remote = [json.dumps(p.to_dict()) + "\n" for p in classify_ray(files, Cluster("local", workers, name))]
     seconds = time.perf_counter() - started
     return {
         "model": name,

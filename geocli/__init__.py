@@ -11,11 +11,11 @@ from typing import Any
 # The one place the version is written: pyproject.toml reads it from here (setuptools' dynamic
 # version), and so do the installed metadata and `geocli --version`.
 __version__ = "0.1.0"
-__all__ = ["classify", "classify_iter", "segment", "load_model", "list_models"]
+__all__ = ["classify", "classify_iter", "segment", "load_model", "load_models", "list_models"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("classify", "classify_iter", "segment", "load_model"):
+    if name in ("classify", "classify_iter", "segment", "load_model", "load_models"):
         from geocli import api
 
         return getattr(api, name)

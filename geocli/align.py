@@ -10,7 +10,7 @@ The frame is TinvNN's (:class:`geocli.nets.tinvnn.TinvNN`): the principal axes o
 the model is given (:func:`geocli.api.network_points`: the model's input size, FPS, a mesh
 sampled on its surface with ``seed``), largest variance first, near-equal variances
 resolved by a fourth moment (:func:`geocli.geometry.frames.principal_axes`), and each axis'
-sign fixed by the cloud's third moment along it (:func:`geocli.nets.tinvnn.axis_signs`).
+sign fixed by the cloud's third moment along it (:func:`geocli.geometry.frames.axis_signs`).
 The other families have no single canonical frame (Frame Averaging and APEN's top level
 average over all eight sign choices, APEN's parts and PaRot's patches have local frames), so
 for them the same TinvNN rule is applied to the cloud that model is given; ``--model`` then
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterable, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -39,12 +39,12 @@ import torch
 
 from geocli.api import Input, _named, as_geometry, load_model, network_points
 from geocli.defaults import DEFAULT_CLASSIFIER
-from geocli.geometry.frames import principal_axes
+from geocli.geometry.frames import axis_signs, principal_axes
 from geocli.geometry.sampling import normalize_unit_sphere
 from geocli.io import Geometry, GeometryError
 from geocli.io.atomic import atomic_write
 from geocli.io.writers import write_ply
-from geocli.nets.tinvnn import axis_signs
+from geocli.outputs import Written, write_each
 from geocli.prefetch import prefetch
 from geocli.zoo import LoadedModel
 
@@ -96,7 +96,7 @@ def canonical_pose(points: np.ndarray) -> Pose:
     points = np.asarray(points, dtype=np.float64)
     centre = points.mean(axis=0)
     centred = points - centre
-    radius = max(float(np.linalg.norm(centred, axis=1).max()), 1e-12)  # as centre_and_scale clamps it
+    radius = float(np.linalg.norm(centred, axis=1).max()) or 1.0  # coincident points: normalize_unit_sphere's rule
     normalised = torch.from_numpy(centred / radius)[None]
     axes, variances = principal_axes(normalised)
     frame = axes[0] * axis_signs(normalised @ axes)[0]  # columns: the signed axes
@@ -182,3 +182,17 @@ def write_alignment(result: Alignment, target: str | os.PathLike) -> dict[str, A
         json.dump(record, handle, indent=2)
         handle.write("\n")
     return record
+
+
+def align_files(
+    targets: Mapping[str, Path],
+    model: LoadedModel | str | os.PathLike = DEFAULT_CLASSIFIER,
+    *,
+    seed: int = 0,
+    max_points: int | None = None,
+    workers: int = 0,
+) -> Generator[Written[Alignment], None, None]:
+    """Align each input and write it to its target (:func:`write_alignment`), in input order: ``geocli align``'s
+    work, each input's outcome one :class:`geocli.outputs.Written` (its record, or a one-line error)."""
+    results = align(list(targets), model, seed=seed, max_points=max_points, workers=workers)
+    return write_each(results, targets, write_alignment)

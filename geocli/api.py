@@ -2,7 +2,7 @@
 
 >>> import geocli
 >>> model = geocli.load_model()                    # the default shipped classifier
->>> geocli.classify("scan.ply", model=model)[0].label
+>>> next(geocli.classify("scan.ply", model=model)).label
 >>> result = next(geocli.segment("scan.ply"))      # the default shipped segmenter
 >>> result.category, result.labels                 # one part label per input point
 """
@@ -10,18 +10,18 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from geocli.calibration import calibrated_probabilities, temperature_of
 from geocli.defaults import DEFAULT_CLASSIFIER, DEFAULT_SEGMENTER
+from geocli.ensemble import Classifier, Ensemble, ensemble, members_of, model_names
 from geocli.geometry.quality import shape_warnings
 from geocli.geometry.resample import fps_resample, radius_stratified
 from geocli.geometry.sampling import normalize_unit_sphere, sample_surface
@@ -29,41 +29,26 @@ from geocli.gpu import exact_float32, inference_batch_size
 from geocli.io import Geometry, GeometryError, read_geometry, validate_points
 from geocli.ops import farthest_point_sample, knn
 from geocli.parts import decode, part_categories
-from geocli.prefetch import prefetch
-from geocli.zoo import LoadedModel
-from geocli.zoo import load_model as _load_model
+from geocli.pipeline import Prepared, Result, Timings, run
+from geocli.zoo import LoadedModel, load_model
 
 PRESAMPLE_FACTOR = 32  # clouds over 32n points are thinned invariantly before FPS (see radius_stratified)
 MESH_SAMPLES_PER_INPUT_POINT = 2  # meshes: 2n area-weighted samples, then FPS to n, as in training
 
 Input = str | os.PathLike | np.ndarray
+AnyModel = TypeVar("AnyModel", bound=LoadedModel | Ensemble)
+UNKNOWN = "unknown"  # the label of a record whose score is below --min-score
 
 
-DEVICE_SPEC = re.compile(r"cpu|cuda(:\d+)?")
+def load_models(spec: str | os.PathLike, device: str = "auto") -> Classifier:
+    """:func:`~geocli.zoo.load_model`, or an :class:`~geocli.ensemble.Ensemble` when ``spec`` lists models (``a,b``)."""
+    names = model_names(spec)
+    if len(names) == 1:
+        return load_model(names[0], device=device)
+    return ensemble([load_model(name, device=device) for name in names])
 
 
-def resolve_device(spec: str = "auto") -> torch.device:
-    """'auto' picks CUDA when available; 'cuda' or 'cuda:N' without a GPU is a clear error.
-
-    Anything else is refused in one line naming the choices: ``torch.device`` would list
-    every device type torch knows (twenty of them), most of which geocli cannot run on.
-    """
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if not DEVICE_SPEC.fullmatch(spec):
-        raise ValueError(f"unknown device {spec!r}; choose auto, cpu, cuda or cuda:N")
-    device = torch.device(spec)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {spec!r} requested but CUDA is not available")
-    return device
-
-
-def load_model(name: str | os.PathLike = DEFAULT_CLASSIFIER, device: str = "auto") -> LoadedModel:
-    """A shipped model by name, or your own ``.json`` + ``.safetensors`` pair by path."""
-    return _load_model(name, device=str(resolve_device(device)))
-
-
-def require_task(model: LoadedModel, task: str) -> LoadedModel:
+def require_task(model: AnyModel, task: str) -> AnyModel:
     """Refuse a model trained for the other task, naming the command that uses it."""
     if model.task != task:
         raise ValueError(f"model {model.name!r} is a {model.task} model; use it with `geocli {model.task}`")
@@ -86,6 +71,10 @@ class Prediction:
     ``warnings`` says why a label may mean little although the input could be used (too few
     distinct points, most points at one spot, all on a line or in a plane: see
     :mod:`geocli.geometry.quality`); it is always present, ``[]`` when there is nothing to say.
+    ``score`` is the calibrated probability of the most probable class (its card's temperature,
+    :mod:`geocli.calibration`); below ``min_score`` the label is ``unknown``, and ``score`` and
+    ``top_k`` still say what the network thought. ``model`` names the model, or the ensemble
+    (``a+b``), that gave the answer.
     """
 
     path: str
@@ -96,13 +85,17 @@ class Prediction:
     source_points: int | None = None
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    model: str | None = None
+    timings: Timings = field(default_factory=Timings, repr=False, compare=False)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Every field, ``None`` (``[]`` for lists) where it does not apply.
+    def to_dict(self, timings: bool = False) -> dict[str, Any]:
+        """Every field, ``None`` (``[]`` for lists) where it does not apply; ``timings`` only when asked for.
 
-        Failed and classified inputs share one schema, so a consumer never branches on the record's shape.
+        Failed and classified inputs share one schema, so a consumer never branches on the record's shape;
+        the timings change from run to run, and the record does not.
         """
-        return asdict(self)
+        record = asdict(self)
+        return record if timings else {key: value for key, value in record.items() if key != "timings"}
 
 
 @dataclass
@@ -184,149 +177,92 @@ def predict_logits(model: LoadedModel, clouds: Tensor) -> Tensor:
         return model.net(fps_resample(clouds.to(device), model.input_points)).float().cpu()
 
 
-def _predictions(model: LoadedModel, logits: Tensor, names: Sequence[str], top_k: int) -> list[Prediction]:
-    probs = logits.softmax(dim=1)
-    scores, index = probs.topk(min(top_k, probs.shape[1]), dim=1)
+@torch.no_grad()
+def predict_probabilities(model: Classifier, clouds: Tensor) -> Tensor:
+    """Calibrated class probabilities (float64) for (B,N,3) clouds: each model's softmax at its card's
+    temperature, averaged over an ensemble's members. The order of a model's logits is kept, so its labels are."""
+    members = members_of(model)
+    return torch.stack(
+        [calibrated_probabilities(predict_logits(member, clouds), temperature_of(member.card)) for member in members]
+    ).mean(dim=0)
+
+
+def _predictions(
+    model: Classifier, probabilities: Tensor, names: Sequence[str], top_k: int, min_score: float | None
+) -> list[Prediction]:
+    scores, index = probabilities.topk(min(top_k, probabilities.shape[1]), dim=1)
     out = []
     for name, row_scores, row_index in zip(names, scores.tolist(), index.tolist()):
         top = [{"label": model.classes[i], "score": round(s, 6)} for s, i in zip(row_scores, row_index)]
-        out.append(Prediction(path=name, label=top[0]["label"], score=top[0]["score"], top_k=top))
+        label = UNKNOWN if min_score is not None and top[0]["score"] < min_score else top[0]["label"]
+        out.append(Prediction(path=name, label=label, score=top[0]["score"], top_k=top, model=model.name))
     return out
 
 
 def classify(
     inputs: Input | Iterable[Input],
-    model: LoadedModel | str = DEFAULT_CLASSIFIER,
+    model: Classifier | str = DEFAULT_CLASSIFIER,
     *,
     top_k: int = 5,
-    batch_size: int | None = None,
-    device: str = "auto",
-    seed: int = 0,
-    max_points: int | None = None,
-    workers: int = 0,
-    on_result: Callable[[Prediction], None] | None = None,
-) -> list[Prediction]:
-    """Classify files or (N,3) arrays; a bad input yields a Prediction with ``error`` set.
-
-    Results come back in input order, and ``on_result`` sees them in that order as soon
-    as each is known, so a caller can stream results and show progress on long lists
-    (:func:`classify_iter` is the same as a generator). ``workers`` and ``batch_size`` as in :func:`classify_iter`.
-    """
-    results = []
-    predictions = classify_iter(
-        inputs,
-        model,
-        top_k=top_k,
-        batch_size=batch_size,
-        device=device,
-        seed=seed,
-        max_points=max_points,
-        workers=workers,
-    )
-    with closing(predictions):
-        for prediction in predictions:
-            if on_result:
-                on_result(prediction)
-            results.append(prediction)
-    return results
-
-
-def classify_iter(
-    inputs: Input | Iterable[Input],
-    model: LoadedModel | str = DEFAULT_CLASSIFIER,
-    *,
-    top_k: int = 5,
+    min_score: float | None = None,
     batch_size: int | None = None,
     device: str = "auto",
     seed: int = 0,
     max_points: int | None = None,
     workers: int = 0,
 ) -> Generator[Prediction, None, None]:
-    """:func:`classify`'s predictions as a generator, each yielded in input order as soon as it is known.
+    """Classify files or (N,3) arrays: one :class:`Prediction` per input, in input order, each as soon as known.
 
-    ``workers`` threads read and prepare the next files (:func:`read_prepared`, run exactly as
-    with ``workers=0``, which does it here, one file after another) while the network runs
-    a batch. The next batch and two files per worker are prepared ahead (:func:`geocli.prefetch.prefetch`),
-    so at most two batches and two files per worker are held, however many inputs there are.
-    ``batch_size`` clouds go through the network at once: by default 16 on a CPU, and on CUDA
-    as many as fill half the free device memory (:func:`geocli.gpu.inference_batch_size`).
+    A bad input yields a Prediction with ``error`` set. ``batch_size`` clouds go through the
+    network at a time (by default 16 on a CPU, and on CUDA as many as fill half the free device
+    memory: :func:`geocli.gpu.inference_batch_size`), and ``workers`` threads read and prepare
+    the next files meanwhile (0: here, one after another; the results are the same): see
+    :func:`geocli.pipeline.run`, the loop :func:`segment` shares. ``list(classify(...))`` holds them all.
     """
-    model = _model_for("classify", model, device)
-    batch_size = batch_size or inference_batch_size(model)
-    entry = partial(classify_entry, n=model.input_points, seed=seed, max_points=max_points)
-    window = batch_size + 2 * workers  # a whole next batch is prepared while the network runs this one
-    entries = prefetch(entry, _named(inputs), workers, window)
-    with closing(entries):
-        for group in batch_groups(entries, batch_size):
-            yield from predict_group(model, group, top_k)
+    model = require_task(load_models(model, device) if isinstance(model, str | os.PathLike) else model, "classify")
+    batch_size = network_batch(model, batch_size)
+    read, sample = input_stages(model, seed, max_points)
+    network, failed = classify_stages(model, top_k, min_score)
+    return run(_named(inputs), read, sample, network, failed, batch_size=batch_size, workers=workers)
 
 
-Entry = Prediction | tuple[str, NetworkInput, int]
-"""One input made ready for :func:`predict_group`: its failed Prediction, or (name, network input, points read)."""
+def network_batch(model: Classifier, batch_size: int | None) -> int:
+    """``batch_size`` as given, or :func:`geocli.gpu.inference_batch_size` (of an ensemble: its least member's)."""
+    return batch_size or min(inference_batch_size(member) for member in members_of(model))
 
 
-def classify_entry(named: tuple[str, Input], n: int, seed: int, max_points: int | None) -> Entry:
-    """The per-file work of classify before the network (:func:`read_prepared`); an unusable input is its Prediction."""
-    name, outcome = _read_prepared(named, n, seed, max_points)
-    if isinstance(outcome, GeometryError):
-        return Prediction(path=name, error=str(outcome))
-    geometry, prepared = outcome
-    return name, prepared, len(geometry.points)
+classify_iter = classify  # its name while classify returned a list; code written against it keeps working
+
+Network = Callable[[list[Prepared[NetworkInput]]], list[Result]]
+"""The network stage of :func:`geocli.pipeline.run`: one result per prepared input of a batch, in order."""
+Failed = Callable[[Prepared[NetworkInput]], Result]
+"""The result of an input that could not be read or sampled."""
 
 
-def batch_groups(entries: Iterable[Entry], batch_size: int) -> Iterator[list[Entry]]:
-    """classify's network batches, in input order: each group ends with its ``batch_size``-th cloud (or the inputs).
-
-    A failure waits in the group of the clouds before it, to keep input order; one with no
-    cloud before it is a group by itself, handed back at once. Which clouds share a batch
-    is decided here alone, so a run elsewhere (:mod:`geocli.distributed`) batches exactly
-    as a local one: a cloud's logits may differ in their last bits from one batch to another.
-    """
-    held: list[Entry] = []
-    clouds = 0
-    for entry in entries:
-        held.append(entry)
-        clouds += not isinstance(entry, Prediction)
-        if clouds == 0 or clouds == batch_size:
-            yield held
-            held, clouds = [], 0
-    if held:
-        yield held
+def input_stages(
+    model: Classifier, seed: int, max_points: int | None
+) -> tuple[Callable[[Input, str], Geometry], Callable[[Geometry], NetworkInput]]:
+    """The stages every model shares before its network: read (:func:`as_geometry`), sample (:func:`prepare_input`)."""
+    return partial(as_geometry, max_points=max_points), partial(prepare_input, n=model.input_points, seed=seed)
 
 
-def predict_group(model: LoadedModel, group: Sequence[Entry], top_k: int) -> list[Prediction]:
-    """Every entry's prediction, in order, after one network pass over the group's clouds."""
-    waiting = [entry for entry in group if not isinstance(entry, Prediction)]
-    if not waiting:  # failures only
-        return [entry for entry in group if isinstance(entry, Prediction)]
-    logits = predict_logits(model, torch.from_numpy(np.stack([prepared.cloud for _, prepared, _ in waiting])))
-    predictions = iter(_predictions(model, logits, [name for name, _, _ in waiting], top_k))
-    out = []
-    for entry in group:
-        if not isinstance(entry, Prediction):
-            _, prepared, source_points = entry
-            entry = next(predictions)
-            entry.points, entry.source_points = int(prepared.cloud.shape[0]), source_points
-            entry.warnings = prepared.warnings
-        out.append(entry)
-    return out
+def classify_stages(
+    model: Classifier, top_k: int, min_score: float | None
+) -> tuple[Network[Prediction], Failed[Prediction]]:
+    """:func:`classify`'s network and failure stages, for :func:`geocli.pipeline.run` here or a worker elsewhere."""
 
+    def network(batch: list[Prepared[NetworkInput]]) -> list[Prediction]:
+        """The batch's predictions, after one network pass over its clouds."""
+        ready = [entry.ready for entry in batch if entry.ready is not None]
+        probabilities = predict_probabilities(model, torch.from_numpy(np.stack([prepared.cloud for prepared in ready])))
+        predictions = _predictions(model, probabilities, [entry.name for entry in batch], top_k, min_score)
+        for prediction, entry, prepared in zip(predictions, batch, ready):
+            assert entry.geometry is not None  # set on every prepared input
+            prediction.points, prediction.source_points = int(prepared.cloud.shape[0]), len(entry.geometry.points)
+            prediction.warnings = prepared.warnings
+        return predictions
 
-def read_prepared(item: Input, name: str, n: int, seed: int, max_points: int | None) -> tuple[Geometry, NetworkInput]:
-    """The per-file work before the network: read (or validate) the input and :func:`prepare_input` it."""
-    geometry = as_geometry(item, name, max_points)
-    return geometry, prepare_input(geometry, n, seed)
-
-
-def _read_prepared(
-    named: tuple[str, Input], n: int, seed: int, max_points: int | None
-) -> tuple[str, tuple[Geometry, NetworkInput] | GeometryError]:
-    """:func:`read_prepared` for :func:`prefetch`: the name goes along, an unusable input is a value, not a raise."""
-    name, item = named
-    try:
-        return name, read_prepared(item, name, n, seed, max_points)
-    except GeometryError as error:
-        return name, error
+    return network, lambda entry: Prediction(path=entry.name, error=entry.error, model=model.name)
 
 
 def _named(inputs: Input | Iterable[Input]) -> Iterator[tuple[str, Input]]:
@@ -359,6 +295,7 @@ class Segmentation:
     geometry: Geometry | None = field(default=None, repr=False)
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    timings: Timings = field(default_factory=Timings, repr=False, compare=False)
 
     def part_counts(self) -> dict[str, int]:
         """Points per predicted part, by part name."""
@@ -367,17 +304,20 @@ class Segmentation:
         values, counts = np.unique(self.labels, return_counts=True)
         return {self.classes[v].split("/", 1)[-1]: int(c) for v, c in zip(values, counts)}
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready summary (no per-point arrays); ``warnings`` is always there, ``[]`` when none."""
+    def to_dict(self, timings: bool = False) -> dict[str, Any]:
+        """A JSON-ready summary (no per-point arrays); ``warnings`` is always there, ``[]`` when none, and
+        ``timings`` (:class:`geocli.pipeline.Timings`) only when asked for."""
         if self.error or self.labels is None:
-            return {"input": self.path, "error": self.error, "warnings": self.warnings}
-        return {
-            "input": self.path,
-            "category": self.category,
-            "points": int(len(self.labels)),
-            "parts": self.part_counts(),
-            "warnings": self.warnings,
-        }
+            record: dict[str, Any] = {"input": self.path, "error": self.error, "warnings": self.warnings}
+        else:
+            record = {
+                "input": self.path,
+                "category": self.category,
+                "points": int(len(self.labels)),
+                "parts": self.part_counts(),
+                "warnings": self.warnings,
+            }
+        return {**record, "timings": self.timings.to_dict()} if timings else record
 
 
 def nearest(queries: np.ndarray, references: np.ndarray) -> np.ndarray:
@@ -430,26 +370,27 @@ def segment(
 ) -> Generator[Segmentation, None, None]:
     """Part labels for files or (N,3) arrays, one :class:`Segmentation` per input, in order.
 
-    A generator, unlike :func:`classify`: each result holds a label per input point, and
-    a folder of million-point scans must not be held in memory at once. A bad input
-    yields a result with ``error`` set. ``workers`` threads read and prepare the next
-    inputs (two each at most) while the network labels this one, as in :func:`classify_iter`.
+    The same generator as :func:`classify` (:func:`geocli.pipeline.run`), one input per network
+    pass: each result holds a label per input point, and a folder of million-point scans
+    must not be held in memory at once. A bad input yields a result with ``error`` set.
+    ``workers`` threads read and prepare the next inputs (two each at most) meanwhile.
     """
     model = _model_for("segment", model, device)
-    read = partial(_read_prepared, n=model.input_points, seed=seed, max_points=max_points)
-    prepared_inputs = prefetch(read, _named(inputs), workers, 2 * workers)
-    with closing(prepared_inputs):
-        for name, outcome in prepared_inputs:
-            yield segment_outcome(model, name, outcome)
+    read, sample = input_stages(model, seed, max_points)
+    return run(_named(inputs), read, sample, *segment_stages(model), batch_size=1, workers=workers)
 
 
-def segment_outcome(
-    model: LoadedModel, name: str, outcome: tuple[Geometry, NetworkInput] | GeometryError
-) -> Segmentation:
-    """One input's :class:`Segmentation` after :func:`read_prepared`: its labels, or its error."""
-    if isinstance(outcome, GeometryError):
-        return Segmentation(path=name, error=str(outcome))
-    return _segment_prepared(model, *outcome)
+def segment_stages(model: LoadedModel) -> tuple[Network[Segmentation], Failed[Segmentation]]:
+    """:func:`segment`'s network and failure stages, for :func:`geocli.pipeline.run` here or a worker elsewhere."""
+
+    def network(batch: list[Prepared[NetworkInput]]) -> list[Segmentation]:
+        results = []
+        for entry in batch:
+            assert entry.geometry is not None and entry.ready is not None  # set on every prepared input
+            results.append(_segment_prepared(model, entry.geometry, entry.ready))
+        return results
+
+    return network, lambda entry: Segmentation(path=entry.name, error=entry.error)
 
 
 def as_geometry(item: Input, name: str, max_points: int | None = None) -> Geometry:

@@ -28,11 +28,12 @@ from geocli.api import (
     _named,
     _segment_prepared,
     as_geometry,
-    load_model,
-    predict_logits,
+    load_models,
+    predict_probabilities,
     prepare_input,
 )
 from geocli.defaults import DEFAULT_CLASSIFIER
+from geocli.ensemble import Classifier
 from geocli.geometry.rotations import random_rotations
 from geocli.io import Geometry, GeometryError
 from geocli.prefetch import prefetch
@@ -95,7 +96,7 @@ def transformed_copies(geometry: Geometry, count: int, seed: int) -> list[tuple[
 
 
 def check_geometry(
-    model: LoadedModel, geometry: Geometry, rotations: int, seed: int = 0, batch_size: int = 16
+    model: Classifier, geometry: Geometry, rotations: int, seed: int = 0, batch_size: int = 16
 ) -> InvarianceCheck:
     """Compare the model's answer for ``geometry`` with its answers for ``rotations`` transformed copies.
 
@@ -123,15 +124,17 @@ def prepare_check(geometry: Geometry, n: int, rotations: int, seed: int) -> Prep
     return PreparedCheck(geometry, copies, prepared)
 
 
-def _check_prepared(model: LoadedModel, check: PreparedCheck, batch_size: int) -> InvarianceCheck:
-    """:func:`check_geometry` from its prepared copies: the network's answers, compared."""
-    if model.task == "segment":
+def _check_prepared(model: Classifier, check: PreparedCheck, batch_size: int) -> InvarianceCheck:
+    """:func:`check_geometry` from its prepared copies: the network's answers (calibrated scores), compared."""
+    if isinstance(model, LoadedModel) and model.task == "segment":
         return _check_segmenter(model, check)
     clouds = np.stack([prepared.cloud for prepared in check.prepared])
-    logits = [
-        predict_logits(model, torch.from_numpy(clouds[i : i + batch_size])) for i in range(0, len(clouds), batch_size)
-    ]
-    probs = torch.cat(logits).softmax(dim=1)
+    probs = torch.cat(
+        [
+            predict_probabilities(model, torch.from_numpy(clouds[i : i + batch_size]))
+            for i in range(0, len(clouds), batch_size)
+        ]
+    )
     given = int(probs[0].argmax())
     return InvarianceCheck(
         path=check.geometry.path,
@@ -165,7 +168,7 @@ def _check_segmenter(model: LoadedModel, check: PreparedCheck) -> InvarianceChec
 
 def check_invariance(
     inputs: Input | Iterable[Input],
-    model: LoadedModel | str | os.PathLike = DEFAULT_CLASSIFIER,
+    model: Classifier | str | os.PathLike = DEFAULT_CLASSIFIER,
     *,
     rotations: int = 8,
     seed: int = 0,
@@ -174,7 +177,7 @@ def check_invariance(
     max_points: int | None = None,
     workers: int = 0,
 ) -> Generator[InvarianceCheck, None, None]:
-    """One :class:`InvarianceCheck` per file or (N,3) array, in order; a classifier or a segmenter.
+    """One :class:`InvarianceCheck` per file or (N,3) array, in order; a classifier, an ensemble or a segmenter.
 
     A generator: a segmenter's check holds a label per point for every copy, and a folder
     of large scans must not be held at once. A bad input yields a result with ``error`` set.
@@ -182,7 +185,7 @@ def check_invariance(
     two inputs each at most ahead) while the network checks this one; 0 does it all here.
     """
     if isinstance(model, str | os.PathLike):
-        model = load_model(model, device=device)
+        model = load_models(model, device=device)
     prepare = partial(_prepare_named, n=model.input_points, rotations=rotations, seed=seed, max_points=max_points)
     prepared_checks = prefetch(prepare, _named(inputs), workers, 2 * workers)
     with closing(prepared_checks):

@@ -18,18 +18,28 @@ import sys
 from collections.abc import Callable, Generator
 from contextlib import closing
 from enum import Enum
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from geocli.defaults import DEFAULT_CLASSIFIER, DEFAULT_SEGMENTER, RANDOM_START
+from geocli.defaults import (
+    CLUSTER_EPS,
+    DEFAULT_CLASSIFIER,
+    DEFAULT_SEGMENTER,
+    FLOOR_DISTANCE,
+    FLOOR_SHARE,
+    MIN_OBJECT_POINTS,
+)
 from geocli.nets.registry import DEFAULT_FAMILY, FAMILIES, list_families  # no torch: the help lists them
 
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from geocli.clusters import ClusterOptions
+    from geocli.outputs import OutputPlan
     from geocli.zoo import ModelCard
 
 
@@ -131,6 +141,10 @@ def _cli_wording(message: str) -> str:
     return message.replace("(the limit can be raised)", "(raise it with --max-points)")
 
 
+def _stderr_line(message: str) -> None:
+    typer.echo(message, err=True)
+
+
 def _stderr_console():
     from rich.console import Console
 
@@ -138,15 +152,27 @@ def _stderr_console():
 
 
 def _load(model: str, device: str, task: str | None = None):
-    """Load a model for a command; unknown names, bad files and the wrong task are usage errors."""
-    from geocli.api import load_model, require_task
+    """Load a model (or an ensemble, ``a,b``) for a command; unknown names, bad files and the wrong task are usage
+    errors."""
+    from geocli.api import load_models, require_task
     from geocli.zoo import ModelError
 
     try:
-        loaded = load_model(model, device=device)
+        loaded = load_models(model, device=device)
         return require_task(loaded, task) if task else loaded
     except (ModelError, ValueError, RuntimeError) as error:
         fail_usage(str(error))
+
+
+def _load_predictor(model: str, device: str, task: str):
+    """:func:`_load` for classify and segment, which also say, once, when the model's answer can depend on the pose."""
+    from geocli.ensemble import members_of
+
+    loaded = _load(model, device, task)
+    for member in members_of(loaded):
+        if member.pose_warning:
+            report_warning(member.pose_warning)
+    return loaded
 
 
 class _StopOnSignal:
@@ -195,6 +221,64 @@ WorkersOption = Annotated[
 ]
 
 
+ClustersOption = Annotated[
+    bool,
+    typer.Option(
+        "--clusters",
+        help="Scene scans: remove the floor plane, split the rest into objects and give each object its own result.",
+    ),
+]
+FloorDistanceOption = Annotated[
+    float | None,
+    typer.Option(
+        min=0,
+        help=f"--clusters: floor = points within this many point spacings of the plane (default {FLOOR_DISTANCE:g}).",
+    ),
+]
+FloorShareOption = Annotated[
+    float | None,
+    typer.Option(
+        min=0,
+        max=1,
+        help=f"--clusters: the plane is a floor from this share of the points on (default {FLOOR_SHARE:g}).",
+    ),
+]
+ClusterEpsOption = Annotated[
+    float | None,
+    typer.Option(
+        min=0, help=f"--clusters: points this many point spacings apart are one object (default {CLUSTER_EPS:g})."
+    ),
+]
+MinObjectPointsOption = Annotated[
+    int | None, typer.Option(min=1, help=f"--clusters: smaller clusters are noise (default {MIN_OBJECT_POINTS}).")
+]
+
+
+def _cluster_options(
+    clusters: bool,
+    floor_distance: float | None,
+    floor_share: float | None,
+    cluster_eps: float | None,
+    min_object_points: int | None,
+) -> ClusterOptions | None:
+    """``--clusters``' settings (``None`` without it); one given without ``--clusters`` is a usage error."""
+    given: dict[str, Any] = {"floor_distance": floor_distance, "floor_share": floor_share, "cluster_eps": cluster_eps}
+    given["min_object_points"] = min_object_points
+    named = {name: value for name, value in given.items() if value is not None}
+    if not clusters:
+        if named:
+            fail_usage(f"--{next(iter(named)).replace('_', '-')} needs --clusters")
+        return None
+    from dataclasses import replace
+
+    from geocli.clusters import ClusterOptions
+
+    try:
+        return replace(ClusterOptions(), **named)
+    except ValueError as error:  # a length or share of 0
+        fail_usage(f"--{str(error).replace('_', '-')}")
+
+
 RayOption = Annotated[
     str | None,
     typer.Option(
@@ -206,14 +290,26 @@ RayOption = Annotated[
 ]
 
 
-def _on_ray(run: Callable[..., Generator[Any, None, None]], *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
-    """``run`` from :mod:`geocli.distributed`: a missing Ray or an unreachable cluster is a usage error."""
+def _on_ray(start: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``start(...)``, a run that may go to Ray (:mod:`geocli.distributed`): a missing Ray or an unreachable
+    cluster is a usage error."""
     from geocli.distributed import RayUnavailable
 
     try:
-        return run(*args, **kwargs)
+        return start(*args, **kwargs)
     except RayUnavailable as error:
         fail_usage(str(error))
+
+
+def _cluster(ray: str | None, clusters: bool, model: str, workers: int | None, device: str) -> Any:
+    """``--ray``'s :class:`geocli.distributed.Cluster` (``None`` without it); with ``--clusters``, a usage error."""
+    if ray is None:
+        return None
+    if clusters:
+        fail_usage("--ray does not split scenes (--clusters); run it without --ray")
+    from geocli.distributed import Cluster
+
+    return Cluster(ray, workers, model, device)
 
 
 def _workers(given: int | None) -> int:
@@ -237,10 +333,18 @@ def _collect_inputs(paths: list[str], recursive: bool) -> tuple[list[str], list[
     return files, bad
 
 
-def _csv_columns(k: int) -> list[str]:
-    """classify's CSV header: the record's fields, top_k spread over label_i, score_i (i = 2..k) after the best."""
-    runners_up = [f"{key}_{i}" for i in range(2, k + 1) for key in ("label", "score")]
-    return ["path", "label", "score", *runners_up, "points", "source_points", "error"]
+def _csv_columns(k: int, first: int, objects: bool = False) -> list[str]:
+    """classify's CSV header: the record's fields, top_k spread over label_i, score_i (i = first..k) after the label;
+    with ``--clusters``, each object's fields (:data:`geocli.scenes.OBJECT_CSV_COLUMNS`) last.
+
+    ``first`` is 2 (the label is the best class), or 1 with ``--min-score``, where the label may be
+    ``unknown`` and the best class must still be there.
+    """
+    from geocli.scenes import OBJECT_CSV_COLUMNS
+
+    candidates = [f"{key}_{i}" for i in range(first, k + 1) for key in ("label", "score")]
+    extra = OBJECT_CSV_COLUMNS if objects else []
+    return ["path", "label", "score", *candidates, "points", "source_points", "error", "model", *extra]
 
 
 def _csv_line(cells: list[Any]) -> str:
@@ -250,68 +354,159 @@ def _csv_line(cells: list[Any]) -> str:
     return buffer.getvalue()
 
 
-def _csv_cells(record: dict[str, Any], k: int) -> list[Any]:
+def _csv_cells(record: dict[str, Any], k: int, first: int, objects: bool = False) -> list[Any]:
     """A record as one CSV row; a null field (a failed input's label, say) is an empty cell."""
-    runners_up = {
-        f"{key}_{i}": top[key] for i, top in enumerate(record["top_k"][1:], start=2) for key in ("label", "score")
+    from geocli.scenes import object_csv_cells
+
+    candidates = {
+        f"{key}_{i}": top[key]
+        for i, top in enumerate(record["top_k"][first - 1 :], start=first)
+        for key in ("label", "score")
     }
-    row = {**record, **runners_up}
-    return ["" if row.get(column) is None else row[column] for column in _csv_columns(k)]
+    row = {**record, **candidates, **(object_csv_cells(record) if objects else {})}
+    return ["" if row.get(column) is None else row[column] for column in _csv_columns(k, first, objects)]
+
+
+def _score_share(value: float | None) -> float | None:
+    """``--min-score``'s check: a probability, 0 to 1; anything else is one usage line, exit 2."""
+    if value is not None and not 0 <= value <= 1:
+        fail_usage(f"--min-score must be a probability from 0 to 1, not {value}")
+    return value
 
 
 @app.command()
 def classify(
     paths: PathsArgument,
     model: Annotated[
-        str, typer.Option("--model", "-m", help="Shipped model name, or path to your own .json card.")
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Shipped model name, or path to your own .json card; a,b,...: an ensemble (probabilities averaged).",
+        ),
     ] = DEFAULT_CLASSIFIER,
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many classes to list per input.")] = 5,
+    min_score: Annotated[
+        float | None,
+        typer.Option(callback=_score_share, help="Label 'unknown' below this calibrated score (0 to 1)."),
+    ] = None,
     output_format: FormatOption = OutputFormat.table,
     recursive: RecursiveOption = False,
     device: DeviceOption = "auto",
-    batch_size: Annotated[int, typer.Option(min=1, help="Clouds per network pass.")] = 16,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Clouds per network pass (default: 16 on a CPU; on CUDA, what fills half its free memory)."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(callback=_non_negative_seed, help="Seed of mesh surface sampling.")] = 0,
     max_points: MaxPointsOption = None,
     workers: WorkersOption = None,
     ray: RayOption = None,
+    clusters: ClustersOption = False,
+    floor_distance: FloorDistanceOption = None,
+    floor_share: FloorShareOption = None,
+    cluster_eps: ClusterEpsOption = None,
+    min_object_points: MinObjectPointsOption = None,
 ) -> None:
-    """Predict the object class of each input, whatever its orientation."""
+    """Predict the object class of each input, whatever its orientation (--clusters: of each object of a scene)."""
+    scenes = _cluster_options(clusters, floor_distance, floor_share, cluster_eps, min_object_points)
+    cluster = _cluster(ray, clusters, model, workers, device)
     files, bad = _collect_inputs(paths, recursive)
-    loaded = _load(model, device, "classify")
-    from geocli.api import Prediction, classify_iter
+    loaded = _load_predictor(model, device, "classify")
+    from geocli.api import Prediction
+    from geocli.api import classify as run_classify
+    from geocli.scenes import ObjectPrediction, classify_scenes
 
-    k = min(top_k, len(loaded.classes))
-    records = _Records(output_format, _csv_columns(k), lambda record: _csv_cells(record, k), _print_table)
+    k, first, objects = min(top_k, len(loaded.classes)), 2 if min_score is None else 1, scenes is not None
+    records = _Records(
+        output_format,
+        _csv_columns(k, first, objects),
+        lambda record: _csv_cells(record, k, first, objects),
+        lambda rows: _print_table(rows, objects),
+    )
     for item in bad:
-        records.emit(Prediction(path=item.path, error=item.error).to_dict())
-    options: dict[str, Any] = {"top_k": top_k, "batch_size": batch_size, "seed": seed, "max_points": max_points}
-    if ray:
+        failed = (ObjectPrediction if objects else Prediction)(path=item.path, error=item.error, model=loaded.name)
+        records.emit(failed.to_dict())
+    options: dict[str, Any] = {"top_k": top_k, "min_score": min_score, "batch_size": batch_size, "seed": seed}
+    options["max_points"] = max_points
+    if cluster is not None:
         from geocli.distributed import classify_ray
 
-        predictions = _on_ray(classify_ray, files, model, address=ray, workers=workers, device=device, **options)
+        results = _on_ray(classify_ray, files, cluster, **options)
     else:
-        predictions = classify_iter(files, loaded, workers=_workers(workers), **options)
-    _stream_records(records, predictions, len(files), "classifying")
+        run: Callable[..., Generator[Any, None, None]] = (
+            run_classify if scenes is None else partial(classify_scenes, options=scenes)
+        )
+        results = run(files, loaded, workers=_workers(workers), **options)
+    _stream(
+        records,
+        results,
+        len(files),
+        "classifying",
+        "the results above are complete",
+        (lambda scene: scene.records()) if objects else None,
+    )
 
 
-def _stream_records(records: _Records, results: Generator[Any, None, None], total: int, doing: str) -> NoReturn:
-    """Emit each result as it comes, under a progress bar; stop between files on a signal; exit 1 if any failed."""
+def _stream(
+    sink: _Lines,
+    results: Generator[Any, None, None],
+    total: int,
+    doing: str,
+    complete: str,
+    records_of: Callable[[Any], list[dict[str, Any]]] | None = None,
+) -> NoReturn:
+    """Every command's loop: emit each result's records (``records_of``; by default its ``to_dict()``) as they
+    come, under a progress bar; stop between files on a signal (saying what is ``complete``, exit 130); exit 1
+    if any input failed."""
     done = 0
     with _StopOnSignal() as stop, _progress(total, doing) as advance, closing(results):
         try:
             for result in results:
-                records.emit(result.to_dict())
+                for record in records_of(result) if records_of else [result.to_dict()]:
+                    sink.emit(record)
                 done += 1
                 advance()
                 stop.check()
         except KeyboardInterrupt:
-            report_error(f"interrupted after {done} of {total} files; the results above are complete")
+            report_error(f"interrupted after {done} of {total} files; {complete}")
             raise typer.Exit(130) from None
-    records.close()
-    raise typer.Exit(1 if records.failures else 0)
+    sink.close()
+    raise typer.Exit(1 if sink.failures else 0)
 
 
-class _Records:
+class _Lines:
+    """segment's and align's stdout: one JSON line per output written (or skipped by --resume).
+
+    A failed input is one stderr line instead, counted for the exit code (``failures``
+    starts at the inputs refused before the batch); a warning is one stderr line too.
+    """
+
+    def __init__(self, failures: int = 0) -> None:
+        self.failures = failures
+
+    def emit(self, record: dict[str, Any]) -> None:
+        if self.reported(record):
+            sys.stdout.write(json.dumps(record) + "\n")
+        sys.stdout.flush()
+
+    def reported(self, record: dict[str, Any]) -> bool:
+        """Report a record's error or warnings on stderr; whether it goes on to stdout (a failure does not)."""
+        if record.get("error"):
+            self.failures += 1
+            record["error"] = _cli_wording(record["error"])
+            report_error(record["error"])
+            return False
+        for warning in record.get("warnings", []):  # check's records have none
+            report_warning(f"{record.get('path', record.get('input'))}: {warning}")
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+class _Records(_Lines):
     """One record per input, failed ones included, in classify's and check's formats.
 
     jsonl and csv print each record as it comes, so a pipe sees progress; json and the
@@ -326,19 +521,14 @@ class _Records:
         cells: Callable[[dict[str, Any]], list[Any]],
         table: Callable[[list[dict[str, Any]]], None],
     ) -> None:
+        super().__init__()
         self.output_format, self.cells, self.table = output_format, cells, table
         self.collected: list[dict[str, Any]] = []
-        self.failures = 0
         if output_format == OutputFormat.csv:
             sys.stdout.write(_csv_line(columns))
 
     def emit(self, record: dict[str, Any]) -> None:
-        if record["error"]:
-            self.failures += 1
-            record["error"] = _cli_wording(record["error"])
-            report_error(record["error"])
-        for warning in record.get("warnings", []):  # check's records have none
-            report_warning(f"{record['path']}: {warning}")
+        self.reported(record)
         if self.output_format == OutputFormat.jsonl:
             sys.stdout.write(json.dumps(record) + "\n")
         elif self.output_format == OutputFormat.csv:
@@ -412,29 +602,38 @@ def _literal_row(table: Table, *cells: object) -> None:
     table.add_row(*(Text(str(cell)) for cell in cells))
 
 
-def _print_table(records: list[dict[str, Any]]) -> None:
-    """classify's records as a table: the same fields as JSON and CSV, every runner-up in one cell."""
+def _print_table(records: list[dict[str, Any]], objects: bool = False) -> None:
+    """classify's records as a table: the same fields as JSON and CSV, every runner-up in one cell;
+    with ``--clusters``, each object's instance, points and centroid too."""
     from rich.table import Column, Table
 
     # A path or an error folds onto more lines rather than lose its end in a narrow terminal.
     table = Table(
         Column("file", overflow="fold"),
+        *(["object"] if objects else []),
         "label",
         "score",
         "runners-up",
         "points",
         "source points",
+        *(["object points", "centroid"] if objects else []),
         Column("error", overflow="fold"),
     )
     for record in records:
-        runners_up = ", ".join(f"{top['label']} ({top['score']:.3f})" for top in record["top_k"][1:])
+        # an `unknown` label (--min-score) names no class: every candidate is then listed
+        named = bool(record["top_k"]) and record["top_k"][0]["label"] == record["label"]
+        runners_up = ", ".join(f"{top['label']} ({top['score']:.3f})" for top in record["top_k"][int(named) :])
         score = "" if record["score"] is None else f"{record['score']:.3f}"
-        counts = ("" if record[key] is None else str(record[key]) for key in ("points", "source_points"))
-        _literal_row(table, record["path"], record["label"] or "", score, runners_up, *counts, record["error"] or "")
+        counts = ["" if record[key] is None else str(record[key]) for key in ("points", "source_points")]
+        if objects:
+            centroid = "" if record["centroid"] is None else ", ".join(f"{value:.4g}" for value in record["centroid"])
+            found = "" if record["instance"] is None else str(record["instance"])
+            size = "" if record["instance_points"] is None else str(record["instance_points"])
+            cells = [record["path"], found, record["label"] or "", score, runners_up, *counts, size, centroid]
+        else:
+            cells = [record["path"], record["label"] or "", score, runners_up, *counts]
+        _literal_row(table, *cells, record["error"] or "")
     _print_whole(table)
-
-
-LEGEND_FILE = "labels.json"  # beside segment's outputs: each label's id, part name and colour, and the model
 
 
 class SegmentFormat(str, Enum):
@@ -467,109 +666,80 @@ def segment(
     ] = False,
     scores: Annotated[bool, typer.Option("--scores", help="Add each point's label probability.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Skip inputs whose output already exists.")] = False,
+    preview: Annotated[
+        bool, typer.Option("--preview", help="Also draw each output as <output>.png: three views, a legend of parts.")
+    ] = False,
     recursive: RecursiveOption = False,
     device: DeviceOption = "auto",
     seed: Annotated[int, typer.Option(callback=_non_negative_seed, help="Seed of mesh surface sampling.")] = 0,
     max_points: MaxPointsOption = None,
     workers: WorkersOption = None,
     ray: RayOption = None,
+    clusters: ClustersOption = False,
+    floor_distance: FloorDistanceOption = None,
+    floor_share: FloorShareOption = None,
+    cluster_eps: ClusterEpsOption = None,
+    min_object_points: MinObjectPointsOption = None,
 ) -> None:
     """Label every point of each input with its part, whatever its orientation; one JSON line per file on stdout."""
     if per_face and output_format != SegmentFormat.ply:
         fail_usage("--per-face needs --format ply (only PLY holds faces)")
+    if per_face and clusters:
+        fail_usage("--per-face cannot be used with --clusters (a scene's objects are labelled by their points)")
+    scenes = _cluster_options(clusters, floor_distance, floor_share, cluster_eps, min_object_points)
+    cluster = _cluster(ray, clusters, model, workers, device)
     files, bad = _collect_inputs(paths, recursive)
-    targets, failures = _output_targets(files, bad, out, output_format.value)  # refusals before any work
-    loaded = _load(model, device, "segment")
-    from geocli.api import segment as run_segment
-    from geocli.io.writers import Legend, write_legend, write_segmentation
+    plan, lines = _plan_outputs(files, bad, out, output_format.value)  # refusals before any work
+    loaded = _load_predictor(model, device, "segment")
+    from geocli.labelled import LEGEND_FILE, segment_files, write_batch_legend
 
-    legend = Legend.of(loaded.card)
     try:  # before any output, so that every output under --out has it, an interrupted batch's too
-        write_legend(out / LEGEND_FILE, legend)
+        write_batch_legend(out, loaded)
     except OSError as error:
         report_error(f"cannot write {out / LEGEND_FILE} ({error.strerror or error})")
         raise typer.Exit(1) from None
-
-    todo = []
-    for path, target in targets.items():
-        if resume and target.exists():
-            sys.stdout.write(
-                json.dumps({"input": path, "output": str(target), "skipped": "output exists (--resume)"}) + "\n"
-            )
-        else:
-            todo.append(path)
-    done = 0
-    if ray:
-        from geocli.distributed import segment_ray
-
-        results = _on_ray(
-            segment_ray, todo, model, address=ray, workers=workers, device=device, seed=seed, max_points=max_points
-        )
-    else:
-        results = run_segment(todo, loaded, seed=seed, max_points=max_points, workers=_workers(workers))
-    with _StopOnSignal() as stop, _progress(len(todo), "segmenting") as advance, closing(results):
-        try:
-            for result in results:
-                if result.error:
-                    failures += 1
-                    report_error(_cli_wording(result.error))
-                else:
-                    geometry, target = result.geometry, targets[result.path]
-                    assert geometry is not None and result.labels is not None  # set on every success
-                    try:
-                        write_segmentation(
-                            target,
-                            geometry,
-                            result.labels,
-                            fmt=output_format.value,
-                            scores=result.scores if scores else None,
-                            face_labels=result.face_labels if per_face else None,
-                            legend=legend,
-                        )
-                    except (OSError, ValueError) as error:  # ValueError: a value the format cannot hold
-                        failures += 1
-                        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
-                        report_error(f"{result.path}: cannot write {target} ({reason})")
-                    else:
-                        for warning in result.warnings:
-                            report_warning(f"{result.path}: {warning}")
-                        sys.stdout.write(json.dumps({**result.to_dict(), "output": str(target)}) + "\n")
-                sys.stdout.flush()
-                done += 1
-                advance()
-                stop.check()
-        except KeyboardInterrupt:
-            report_error(
-                f"interrupted after {done} of {len(todo)} files; finished outputs are complete, "
-                "run again with --resume to do the rest"
-            )
-            raise typer.Exit(130) from None
-    raise typer.Exit(1 if failures else 0)
+    skipped, todo = plan.resume() if resume else ([], plan.targets)
+    for written in skipped:
+        lines.emit(written.to_dict())
+    results = _on_ray(
+        segment_files,
+        todo,
+        loaded,
+        fmt=output_format.value,
+        scores=scores,
+        per_face=per_face,
+        seed=seed,
+        max_points=max_points,
+        workers=_workers(workers),
+        scenes=scenes,
+        preview=preview,
+        ray=cluster,
+    )
+    _stream(
+        lines,
+        results,
+        len(todo),
+        "segmenting",
+        "finished outputs are complete, run again with --resume to do the rest",
+    )
 
 
-def _output_targets(files: list[str], bad: list[Any], out: Path, extension: str) -> tuple[dict[str, Path], int]:
-    """Where each input's output goes (:func:`geocli.outputs.output_paths`), for the inputs that get one.
+def _plan_outputs(files: list[str], bad: list[Any], out: Path, extension: str) -> tuple[OutputPlan, _Lines]:
+    """Where each input's output goes (:func:`geocli.outputs.plan_outputs`), and the stdout lines to come.
 
     Unusable inputs and inputs whose output would overwrite an input are reported, one line
-    each, and left out; their count is returned with the targets, in input order.
+    each, and counted as failures; a batch that cannot be written as asked is a usage error.
     """
-    from geocli.outputs import OutputError, output_paths
+    from geocli.outputs import OutputError, plan_outputs
 
     try:
-        planned = output_paths(files, out, extension)
+        plan = plan_outputs(files, out, extension)
     except OutputError as error:  # two inputs for one output, or --out a file: nothing is done
         fail_usage(str(error))
-    for item in bad:
-        report_error(item.error)
-    targets: dict[str, Path] = {}
-    refused = 0
-    for path, target in planned.items():
-        if isinstance(target, str):  # the output would replace an input
-            refused += 1
-            report_error(target)
-        else:
-            targets[path] = target
-    return targets, len(bad) + refused
+    lines = _Lines()
+    for message in [item.error for item in bad] + plan.refused:
+        lines.emit({"error": message})
+    return plan, lines
 
 
 @app.command()
@@ -607,7 +777,7 @@ def check(
     results = check_invariance(
         files, loaded, rotations=rotations, seed=seed, max_points=max_points, workers=_workers(workers)
     )
-    _stream_records(records, results, len(files), "checking")
+    _stream(records, results, len(files), "checking", "the results above are complete")
 
 
 def _share(value: float | None) -> str:
@@ -654,36 +824,12 @@ def align(
 ) -> None:
     """Write each input in the model's canonical pose, in its own units: a PLY and its transform as JSON (also on stdout)."""  # noqa: E501 (Rich help keeps line breaks)
     files, bad = _collect_inputs(paths, recursive)
-    targets, failures = _output_targets(files, bad, out, "ply")  # refusals before any work
+    plan, lines = _plan_outputs(files, bad, out, "ply")  # refusals before any work
     loaded = _load(model, "cpu")
-    from geocli.align import align as run_align
-    from geocli.align import write_alignment
+    from geocli.align import align_files
 
-    done = 0
-    results = run_align(list(targets), loaded, seed=seed, max_points=max_points, workers=_workers(workers))
-    with _StopOnSignal() as stop, _progress(len(targets), "aligning") as advance, closing(results):
-        try:
-            for result in results:
-                if result.error:
-                    failures += 1
-                    report_error(_cli_wording(result.error))
-                else:
-                    target = targets[result.path]
-                    try:
-                        record = write_alignment(result, target)
-                    except OSError as error:
-                        failures += 1
-                        report_error(f"{result.path}: cannot write {target} ({error.strerror or error})")
-                    else:
-                        sys.stdout.write(json.dumps(record) + "\n")
-                sys.stdout.flush()
-                done += 1
-                advance()
-                stop.check()
-        except KeyboardInterrupt:
-            report_error(f"interrupted after {done} of {len(targets)} files; finished outputs are complete")
-            raise typer.Exit(130) from None
-    raise typer.Exit(1 if failures else 0)
+    results = align_files(plan.targets, loaded, seed=seed, max_points=max_points, workers=_workers(workers))
+    _stream(lines, results, len(plan.targets), "aligning", "finished outputs are complete")
 
 
 @app.command()
@@ -735,27 +881,24 @@ def models(
     if as_json:
         typer.echo(json.dumps(cards, indent=2))
         return
+    from geocli.model_tables import models_markdown, models_tables
+
+    if markdown:
+        typer.echo(models_markdown(cards), nl=False)
+        return
     from rich import box
     from rich.table import Table
 
-    for task, (title, header, row) in MODEL_TABLES.items():
-        rows = [row(card) for card in cards if card["task"] == task]
-        if not rows:
-            continue
-        if markdown:
-            lines = [header, ["---"] * len(header), *rows]
-            typer.echo(f"**{title}**\n\n" + "\n".join("| " + " | ".join(line) + " |" for line in lines) + "\n")
-        else:
-            # Cells never truncate (a name is what --model takes); headings wrap instead. A
-            # pipe or file gets the table's full width, not the 80 columns Rich assumes there.
-            table = Table(title=title, box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
-            for column, heading in enumerate(header):
-                table.add_column(heading, min_width=max(len(cells[column]) for cells in rows))
-            for cells in rows:
-                _literal_row(table, *cells)
-            _print_whole(table)
-    if not markdown:
-        _print_families()
+    for title, header, rows in models_tables(cards):
+        # Cells never truncate (a name is what --model takes); headings wrap instead. A
+        # pipe or file gets the table's full width, not the 80 columns Rich assumes there.
+        table = Table(title=title, box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
+        for column, heading in enumerate(header):
+            table.add_column(heading, min_width=max(len(cells[column]) for cells in rows))
+        for cells in rows:
+            _literal_row(table, *cells)
+        _print_whole(table)
+    _print_families()
 
 
 def _print_families() -> None:
@@ -782,6 +925,8 @@ def _print_card(card: ModelCard) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    from geocli.model_tables import MODEL_TABLES, dig
+
     title, header, row = MODEL_TABLES[card["task"]]
     console = Console()
     console.print(Text(f"{card['name']}: {'part segmenter' if card['task'] == 'segment' else 'classifier'}", "bold"))
@@ -793,7 +938,9 @@ def _print_card(card: ModelCard) -> None:
     _literal_row(facts, "figures", title)
     for heading, value in [*zip(header, row(card)), ("invariance", card.get("invariance", "-"))]:
         _literal_row(facts, heading, value)
-    _literal_row(facts, "weights sha256", _dig(card, "weights", "sha256") or "-")
+    if card["task"] == "classify":
+        _literal_row(facts, "calibration", _calibration_summary(card))
+    _literal_row(facts, "weights sha256", dig(card, "weights", "sha256") or "-")
     _print_whole(facts)  # a pipe gets the hash on one line
     parts: dict[str, list[str]] = {}
     for index, name in enumerate(card["classes"]):
@@ -811,95 +958,17 @@ def _print_card(card: ModelCard) -> None:
         console.print(Columns([Text(f"{i:>3} {name}") for i, name in enumerate(card["classes"])], column_first=True))
 
 
-def _dig(card: Any, *keys: str) -> Any:
-    """``card[k1][k2]...``, or ``None`` where a key is missing or a level is not an object (a user's odd card)."""
-    for key in keys:
-        if not isinstance(card, dict):
-            return None
-        card = card.get(key)
-    return card
+def _calibration_summary(card: ModelCard) -> str:
+    """A classifier's temperature and test ECE before and after, or why its scores are the raw softmax."""
+    from geocli.model_tables import dig, percent
 
-
-def _percent(value: Any) -> str:
-    return f"{value * 100:.1f}" if isinstance(value, int | float) and not isinstance(value, bool) else "-"
-
-
-def _card_common(card: ModelCard) -> tuple[list[str], list[str]]:
-    """Columns every model has: identity first, training size last."""
-    head = [card["name"], card["family"], str(len(card["classes"])), str(card["input_points"])]
-    size = _dig(card, "weights", "bytes")
-    tail = [
-        _percent(_dig(card, "metrics", "rotation_agreement", "agreement")),
-        _epochs(card.get("training", {})),
-        f"{size / 1e6:.1f}" if isinstance(size, int) else "-",
-    ]
-    return head, tail
-
-
-def _epochs(training: dict[str, Any]) -> str:
-    """Epochs since random initialisation; "N+" when only the last run's N are known (it continued other weights)."""
-    if training.get("epochs_in_total") is not None:
-        return str(training["epochs_in_total"])
-    if "epochs_trained" not in training:
-        return "-"
-    return f"{training['epochs_trained']}{'' if training.get('started_from') == RANDOM_START else '+'}"
-
-
-def _classifier_row(card: ModelCard) -> list[str]:
-    """One classifier's summary; every figure is read from the card's eval-produced metrics."""
-    head, tail = _card_common(card)
-    protocols = ("z/z", "z/SO3", "SO3/SO3", "single-view/SO3")
-    return [*head, *(_percent(_dig(card, "metrics", "protocols", p, "overall_accuracy")) for p in protocols), *tail]
-
-
-def _segmenter_row(card: ModelCard) -> list[str]:
-    """One segmenter's summary: point accuracy as given and under SO3, then SO3 mean IoUs."""
-    head, tail = _card_common(card)
-    figures = [
-        ("as given", "point_accuracy"),
-        ("SO3", "point_accuracy"),
-        ("SO3", "category_miou"),
-        ("SO3", "instance_miou"),
-    ]
-    return [*head, *(_percent(_dig(card, "metrics", "protocols", *figure)) for figure in figures), *tail]
-
-
-MODEL_TABLES = {
-    "classify": (
-        "Classifiers (ModelNet40 test, overall accuracy)",
-        [
-            "name",
-            "family",
-            "classes",
-            "points",
-            "z/z %",
-            "z/SO3 %",
-            "SO3/SO3 %",
-            "single-view %",
-            "agreement %",
-            "epochs",
-            "MB",
-        ],
-        _classifier_row,
-    ),
-    "segment": (
-        "Part segmenters (Labeled PSB test, no category given)",
-        [
-            "name",
-            "family",
-            "parts",
-            "points",
-            "accuracy as given %",
-            "accuracy SO3 %",
-            "category mIoU SO3 %",
-            "instance mIoU SO3 %",
-            "agreement %",
-            "epochs",
-            "MB",
-        ],
-        _segmenter_row,
-    ),
-}
+    if "calibration" not in card:
+        return "none: scores are the raw softmax (geocli calibrate fits a temperature)"
+    summary = f"temperature {card['calibration']['temperature']:.3f}"
+    test = dig(card, "calibration", "test")
+    if isinstance(test, dict):
+        summary += f", test ECE {percent(test.get('ece_before'))} % -> {percent(test.get('ece_after'))} %"
+    return summary
 
 
 def _recipe_help() -> str:
@@ -913,7 +982,11 @@ def _recipe_help() -> str:
 def train(
     out: Annotated[Path, typer.Option(help="Run folder: checkpoints, log; re-running resumes it.")],
     dataset: Annotated[
-        str, typer.Option(help="modelnet40 (trains a classifier) or psb (a part segmenter).")
+        str,
+        typer.Option(
+            help="modelnet40 or folder (--data: one sub-folder per class) train a classifier; "
+            "psb or parts-folder (--data: labelled PLY files, as segment writes them) a part segmenter."
+        ),
     ] = "modelnet40",
     family: Annotated[
         str | None, typer.Option(help=f"Network family: {', '.join(list_families())} (default: {DEFAULT_FAMILY}).")
@@ -928,7 +1001,8 @@ def train(
     init: Annotated[
         Path | None,
         typer.Option(
-            help="Start from these weights (e.g. a shipped .safetensors; a classifier's trunk for a segmenter)."
+            help="Start from these weights (e.g. a shipped .safetensors; a classifier's trunk for a segmenter). "
+            "folder and parts-folder start from the default model of their task unless given; none: random."
         ),
     ] = None,
     hparams: Annotated[str | None, typer.Option(help="Network hyper-parameters as JSON.")] = None,
@@ -941,8 +1015,8 @@ def train(
     device: DeviceOption = "auto",
 ) -> None:
     """Train a classifier (ModelNet40) or segmenter (Labeled PSB); resumable, seeded, selected on a validation split."""
-    from geocli.api import resolve_device
     from geocli.data import DATASETS
+    from geocli.devices import resolve_device
     from geocli.train import RunError, recipe
     from geocli.train import train as run_train
 
@@ -971,7 +1045,7 @@ def train(
     except ValueError as error:
         fail_usage(str(error))
     try:  # a RunError is raised before the first epoch: the run folder, data, weights or hparams do not fit
-        meta = run_train(config, out, data_root=data, device=target, log=lambda m: typer.echo(m, err=True))
+        meta = run_train(config, out, data_root=data, device=target, log=_stderr_line)
     except RunError as error:
         fail_usage(str(error))
     typer.echo(
@@ -1011,10 +1085,16 @@ def export(
 
 @app.command("eval")
 def evaluate(
-    model: Annotated[str, typer.Argument(help="Model name or path to its .json card.")],
+    model: Annotated[
+        str, typer.Argument(help="Model name or path to its .json card; a,b,...: an ensemble of classifiers.")
+    ],
     out: Annotated[Path | None, typer.Option(help="Write the JSON report here (default: stdout).")] = None,
     data: Annotated[
-        Path | None, typer.Option(help="Data folder (default: the model's data set under ../shared/data).")
+        Path | None,
+        typer.Option(
+            help="Data folder (default: the model's data set under ../shared/data); "
+            "classifiers: or a held-out folder, one sub-folder per class named for it."
+        ),
     ] = None,
     update_card: Annotated[bool, typer.Option(help="Copy the figures onto the model's card.")] = False,
     seed: Annotated[int, typer.Option(callback=_non_negative_seed, help="Seed of the protocol rotations.")] = 0,
@@ -1024,37 +1104,77 @@ def evaluate(
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     device: DeviceOption = "auto",
 ) -> None:
-    """Classifiers: accuracy under z/z, z/SO3, SO3/SO3; segmenters: accuracy and mIoU as given and under SO3. One JSON report."""  # noqa: E501 (Rich help keeps line breaks)
+    """Classifiers: accuracy, calibration error and NLL under z/z, z/SO3, SO3/SO3; segmenters: accuracy and mIoU as given and under SO3. One JSON report."""  # noqa: E501 (Rich help keeps line breaks)
+    from geocli.ensemble import Ensemble
     from geocli.evaluate import card_metrics, evaluate_classifier, evaluate_segmenter
-    from geocli.io.atomic import atomic_write
-    from geocli.zoo import read_card, resolve, write_card
 
     loaded = _load(model, device)
-    console = _stderr_console()
-    progress = (
-        (lambda name, done, total: console.print(f"{name}: {done}/{total}", end="\r")) if console.is_terminal else None
-    )
+    if update_card and isinstance(loaded, Ensemble):
+        fail_usage(f"--update-card: the ensemble {loaded.name} has no card (evaluate its members to update theirs)")
     try:
         if loaded.task == "classify":
-            report = evaluate_classifier(loaded, data, seed=seed, batch_size=batch_size, limit=limit, progress=progress)
+            report = evaluate_classifier(
+                loaded,
+                data,
+                seed=seed,
+                batch_size=batch_size,
+                limit=limit,
+                progress=_console_progress(),
+                log=_stderr_line,
+            )
         else:
-            report = evaluate_segmenter(loaded, data, seed=seed, limit=limit, progress=progress)
+            report = evaluate_segmenter(loaded, data, seed=seed, limit=limit, progress=_console_progress())
+        metrics = card_metrics(report) if update_card else None
     except (ValueError, FileNotFoundError) as error:
         fail_usage(str(error))
+    _write_report(report, out, model, metrics=metrics)
+
+
+@app.command()
+def calibrate(
+    model: Annotated[str, typer.Argument(help="Classifier name or path to its .json card.")],
+    out: Annotated[Path | None, typer.Option(help="Write the JSON result here (default: stdout).")] = None,
+    data: Annotated[Path | None, typer.Option(help="ModelNet40 folder (default: ../shared/data/modelnet40).")] = None,
+    update_card: Annotated[
+        bool, typer.Option(help="Write the result onto the model's card as its calibration.")
+    ] = False,
+    seed: Annotated[int, typer.Option(callback=_non_negative_seed, help="Seed of the shapes' rotations.")] = 0,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    device: DeviceOption = "auto",
+) -> None:
+    """Fit a classifier's temperature on the validation split its training held out; ECE and NLL before and after, on validation and test."""  # noqa: E501 (Rich help keeps line breaks)
+    from geocli.calibrate import calibrate_classifier
+
+    loaded = _load(model, device, "classify")
+    try:
+        calibration = calibrate_classifier(loaded, data, seed=seed, batch_size=batch_size, progress=_console_progress())
+    except (ValueError, FileNotFoundError) as error:
+        fail_usage(str(error))
+    _write_report(dict(calibration), out, model, calibration=calibration if update_card else None)
+
+
+def _console_progress() -> Callable[[str, int, int], None] | None:
+    """Progress of a long measurement (eval, calibrate) on stderr, over itself, when stderr is a terminal."""
+    console = _stderr_console()
+    if not console.is_terminal:
+        return None
+    return lambda name, done, total: console.print(f"{name}: {done}/{total}", end="\r")
+
+
+def _write_report(report: dict[str, Any], out: Path | None, model: str, **card_fields: Any) -> None:
+    """A JSON report to ``out`` (atomically) or stdout; then the given fields, those not None, onto the model's card."""
+    from geocli.io.atomic import atomic_write
+    from geocli.zoo import update_card
+
     text = json.dumps(report, indent=2)
     if out:
         with atomic_write(out, "w") as handle:
             handle.write(text + "\n")
     else:
         typer.echo(text)
-    if update_card:
-        card_path = resolve(model)[0]
-        try:
-            metrics = card_metrics(report)
-        except ValueError as error:
-            fail_usage(str(error))
-        write_card(card_path, {**read_card(card_path), "metrics": metrics})
-        typer.echo(f"updated {card_path}", err=True)
+    fields = {key: value for key, value in card_fields.items() if value is not None}
+    if fields:
+        typer.echo(f"updated {update_card(model, **fields)}", err=True)
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -8,3 +8,10 @@ DEFAULT_CLASSIFIER = "tinvnn-edge-modelnet40"
 DEFAULT_SEGMENTER = "tinvnn-edge-psb"
 # What a card's training.started_from says when a run did not continue other weights.
 RANDOM_START = "random initialisation"
+# How `--clusters` splits a scene (geocli.clusters.ClusterOptions), lengths in point spacings: the
+# floor is the dominant plane's points within FLOOR_DISTANCE of it, when they are FLOOR_SHARE of the
+# scan or more; DBSCAN links points within CLUSTER_EPS; an object has MIN_OBJECT_POINTS or more.
+FLOOR_DISTANCE = 2.0
+FLOOR_SHARE = 0.2
+CLUSTER_EPS = 6.0
+MIN_OBJECT_POINTS = 100

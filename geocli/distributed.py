@@ -1,11 +1,12 @@
 """classify and segment over a Ray cluster (``--ray ADDRESS``; ``pip install 'geocli[ray]'``).
 
-Each Ray worker is an actor that loads the model once, then reads and prepares files
-(:func:`geocli.api.classify_entry`, :func:`geocli.api.read_prepared`) and runs the network
-on what the driver sends it. Results come back in input order, as from
-:func:`geocli.api.classify_iter` and :func:`geocli.api.segment`, and they are the same
-records: the workers run the same functions on the same inputs, and classify's batches are
-formed on the driver by :func:`geocli.api.batch_groups`, exactly as a local run forms them
+Each Ray worker is an actor that loads the model (or ensemble) once, then reads and prepares
+files and runs the network on what the driver sends it, with the stages a local run uses
+(:func:`geocli.api.input_stages`, :func:`geocli.api.classify_stages`, :func:`geocli.api.segment_stages`,
+through :func:`geocli.pipeline.prepare` and :func:`geocli.pipeline.finish`). Results come back in
+input order, as from :func:`geocli.api.classify` and :func:`geocli.api.segment`, and they are the
+same records (calibrated scores, ``min_score``, the ``model`` field, timings): classify's batches are
+formed on the driver by :func:`geocli.pipeline.batches`, exactly as a local run forms them
 (a cloud's logits can differ in their last bits from one batch composition to another).
 So a classify run sends each file's prepared cloud (the model's input size, a few KB)
 back to the driver and, grouped into its batch, to a worker again; segment runs a whole
@@ -29,26 +30,29 @@ import os
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import closing, contextmanager
+from dataclasses import dataclass, replace
 from itertools import chain, islice
 from pathlib import Path
 from typing import Any, TypeVar
 
 from geocli.api import (
-    Entry,
     Input,
+    NetworkInput,
     Prediction,
     Segmentation,
-    _model_for,
     _named,
-    _read_prepared,
-    batch_groups,
-    classify_entry,
-    load_model,
-    predict_group,
-    segment_outcome,
+    classify_stages,
+    input_stages,
+    load_models,
+    require_task,
+    segment_stages,
 )
-from geocli.defaults import DEFAULT_CLASSIFIER, DEFAULT_SEGMENTER
+from geocli.defaults import DEFAULT_CLASSIFIER
+from geocli.ensemble import model_names
 from geocli.gpu import CPU_BATCH
+from geocli.io import Geometry
+from geocli.pipeline import Prepared, batches, finish, prepare
+from geocli.zoo import LoadedModel
 
 MISSING = "--ray needs Ray, an optional extra: pip install 'geocli[ray]'"
 FILES_PER_CALL = 8  # files a worker reads per call: a Ray call costs about a millisecond, a small file a few
@@ -62,49 +66,76 @@ class RayUnavailable(RuntimeError):
     """Ray is not installed, or the cluster cannot be reached: one line for the user."""
 
 
+@dataclass(frozen=True)
+class Cluster:
+    """Where a run goes and what its workers load: ``address`` as :func:`ray.init` takes it ('auto': the
+    cluster this machine is part of, 'local': a new one here, the head's 'host:6379', or None:
+    ``RAY_ADDRESS`` or a new local one; a Ray already initialised in this process is used as it is),
+    ``workers`` actors (default: one per CPU of the cluster) that each load ``model`` (a shipped name, a
+    card path, or an ensemble ``a,b``, as ``--model`` takes it) onto ``device``."""
+
+    address: str | None = None
+    workers: int | None = None
+    model: str = DEFAULT_CLASSIFIER
+    device: str = "cpu"
+
+
 class Worker:
     """One Ray actor's state: the model, loaded once; each method is one call from the driver."""
 
-    def __init__(self, model: str, device: str) -> None:
-        self.model = load_model(model, device=device)
+    def __init__(self, model: str, device: str, task: str, seed: int, max_points: int | None) -> None:
+        self.model = require_task(load_models(model, device=device), task)
+        self.stages = input_stages(self.model, seed, max_points)
 
-    def classify_entries(self, named: list[tuple[str, Input]], seed: int, max_points: int | None) -> list[Entry]:
-        n = self.model.input_points
-        return [classify_entry(item, n, seed, max_points) for item in named]
+    def prepare(self, named: list[tuple[str, Input]]) -> list[Prepared[NetworkInput]]:
+        """Classify's reading and sampling, with what its network does not read left out (see :func:`_slim`)."""
+        return [_slim(prepare(item, *self.stages)) for item in named]
 
-    def predict(self, group: list[Entry], top_k: int) -> list[Prediction]:
-        return predict_group(self.model, group, top_k)
+    def classify(self, batch: list[Prepared[NetworkInput]], top_k: int, min_score: float | None) -> list[Prediction]:
+        return finish(batch, *classify_stages(self.model, top_k, min_score))
 
-    def segment(self, named: list[tuple[str, Input]], seed: int, max_points: int | None) -> list[Segmentation]:
-        n = self.model.input_points
-        return [segment_outcome(self.model, *_read_prepared(item, n, seed, max_points)) for item in named]
+    def segment(self, named: list[tuple[str, Input]]) -> list[Segmentation]:
+        assert isinstance(self.model, LoadedModel)  # a segmenter, never an ensemble (require_task)
+        stages = segment_stages(self.model)
+        return [result for item in named for result in finish([prepare(item, *self.stages)], *stages)]
+
+
+def _slim(prepared: Prepared[NetworkInput]) -> Prepared[NetworkInput]:
+    """``prepared`` as classify's network reads it: the cloud, its warnings, and how many points were read.
+
+    A prepared input goes back to the driver and, in its batch, to a worker again; the
+    geometry and normalised points it was drawn from (a whole file) would go both ways for nothing.
+    """
+    if prepared.geometry is None or prepared.ready is None:
+        return prepared
+    points = prepared.geometry.points[:, :0]  # (N, 0): N points, no bytes
+    geometry = Geometry(prepared.geometry.path, points, faces=None, normals=None, colors=None)
+    ready = replace(prepared.ready, normalised=prepared.ready.normalised[:0])
+    return replace(prepared, geometry=geometry, ready=ready)
 
 
 def classify_ray(
     inputs: Input | Iterable[Input],
-    model: str | os.PathLike = DEFAULT_CLASSIFIER,
+    cluster: Cluster,
     *,
-    address: str | None = None,
-    workers: int | None = None,
     top_k: int = 5,
+    min_score: float | None = None,
     batch_size: int | None = None,
-    device: str = "cpu",
     seed: int = 0,
     max_points: int | None = None,
 ) -> Generator[Prediction, None, None]:
-    """:func:`geocli.api.classify_iter` on a Ray cluster: the same predictions, in input order.
+    """:func:`geocli.api.classify` on a Ray cluster: the same predictions, in input order.
 
-    ``address`` is what :func:`ray.init` takes ('auto': the cluster this machine is part of,
-    'local': a new one on this machine, the head's 'host:6379', or None: ``RAY_ADDRESS`` or a new
-    local one); a Ray already initialised in this process is used as it is. ``workers``
-    actors (default: one per CPU of the cluster) each load ``model``, a shipped name or a card path.
+    The workers read and prepare the files; the driver forms the batches
+    (:func:`geocli.pipeline.batches`, exactly as a local run does) and sends each to a worker.
     ``batch_size`` is 16 unless given, as in a local run on a CPU (the driver cannot size a worker's GPU).
     A wrong model, a missing Ray and an unreachable cluster are raised here, before the first result
     (:class:`geocli.zoo.ModelError`, ``ValueError``, :class:`RayUnavailable`).
     """
-    _model_for("classify", model, "cpu")
-    batch_size = batch_size or CPU_BATCH
-    return _classify_on(_connect(address), _actors(model, device, workers), inputs, top_k, batch_size, seed, max_points)
+    require_task(load_models(cluster.model, "cpu"), "classify")
+    started = _connect(cluster.address)
+    actors = _actors(cluster, "classify", seed, max_points)
+    return _classify_on(started, actors, inputs, top_k, min_score, batch_size or CPU_BATCH)
 
 
 def _classify_on(
@@ -112,44 +143,33 @@ def _classify_on(
     actors: _Actors,
     inputs: Input | Iterable[Input],
     top_k: int,
+    min_score: float | None,
     batch_size: int,
-    seed: int,
-    max_points: int | None,
 ) -> Generator[Prediction, None, None]:
     with _session(started, actors):
-        named_chunks = _chunks(_named(inputs), FILES_PER_CALL)
-        entries = _flat(
-            actors.ordered(lambda a, chunk: a.classify_entries.remote(chunk, seed, max_points), named_chunks)
+        prepared = _flat(
+            actors.ordered(lambda a, chunk: a.prepare.remote(chunk), _chunks(_named(inputs), FILES_PER_CALL))
         )
-        with closing(entries):
-            groups = batch_groups(entries, batch_size)
-            yield from _flat(actors.ordered(lambda a, group: a.predict.remote(group, top_k), groups))
+        with closing(prepared):
+            groups = batches(prepared, batch_size)
+            yield from _flat(actors.ordered(lambda a, batch: a.classify.remote(batch, top_k, min_score), groups))
 
 
 def segment_ray(
-    inputs: Input | Iterable[Input],
-    model: str | os.PathLike = DEFAULT_SEGMENTER,
-    *,
-    address: str | None = None,
-    workers: int | None = None,
-    device: str = "cpu",
-    seed: int = 0,
-    max_points: int | None = None,
+    inputs: Input | Iterable[Input], cluster: Cluster, *, seed: int = 0, max_points: int | None = None
 ) -> Generator[Segmentation, None, None]:
     """:func:`geocli.api.segment` on a Ray cluster (arguments as :func:`classify_ray`): the same results, in order.
 
     One file per call: a segmentation carries its geometry and a label per point back to the driver.
     """
-    _model_for("segment", model, "cpu")
-    return _segment_on(_connect(address), _actors(model, device, workers), inputs, seed, max_points)
+    require_task(load_models(cluster.model, "cpu"), "segment")
+    started = _connect(cluster.address)
+    return _segment_on(started, _actors(cluster, "segment", seed, max_points), inputs)
 
 
-def _segment_on(
-    started: bool, actors: _Actors, inputs: Input | Iterable[Input], seed: int, max_points: int | None
-) -> Generator[Segmentation, None, None]:
+def _segment_on(started: bool, actors: _Actors, inputs: Input | Iterable[Input]) -> Generator[Segmentation, None, None]:
     with _session(started, actors):
-        named_chunks = _chunks(_named(inputs), 1)
-        yield from _flat(actors.ordered(lambda a, chunk: a.segment.remote(chunk, seed, max_points), named_chunks))
+        yield from _flat(actors.ordered(lambda a, chunk: a.segment.remote(chunk), _chunks(_named(inputs), 1)))
 
 
 def _chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
@@ -214,13 +234,14 @@ def _connect(address: str | None) -> bool:
     return True
 
 
-def _actors(model: str | os.PathLike, device: str, count: int | None) -> _Actors:
-    """``count`` workers (default: the cluster's CPUs) that each load ``model`` once, as they start."""
+def _actors(cluster: Cluster, task: str, seed: int, max_points: int | None) -> _Actors:
+    """``cluster.workers`` workers (default: the cluster's CPUs) that each load the model once, as they start."""
     ray = _ray()
-    count = count or max(1, int(ray.cluster_resources().get("CPU", 1)))
-    actor = ray.remote(num_cpus=1, num_gpus=1 if device.startswith("cuda") else 0)(Worker)
-    spec = str(Path(model).resolve()) if Path(model).exists() else str(model)  # a card path as every node sees it
-    return _Actors(ray, [actor.remote(spec, device) for _ in range(count)])
+    count = cluster.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    actor = ray.remote(num_cpus=1, num_gpus=1 if cluster.device.startswith("cuda") else 0)(Worker)
+    # card paths as every node sees them; shipped names as they are
+    spec = ",".join(str(Path(name).resolve()) if Path(name).exists() else name for name in model_names(cluster.model))
+    return _Actors(ray, [actor.remote(spec, cluster.device, task, seed, max_points) for _ in range(count)])
 
 
 @contextmanager

@@ -10,7 +10,10 @@ is the same under every protocol's rotation) measures invariance directly. Model
 whose invariance is learned (PaRot) are trained under rotations and evaluated under
 the protocols their training allows; their agreement takes at least
 ``LEARNED_AGREEMENT_POSES`` seeded SO(3) poses per shape, extra poses beyond the
-protocols' counting towards agreement only.
+protocols' counting towards agreement only. Beside accuracy, each protocol reports the
+expected calibration error and the NLL of the scores ``classify`` gives (calibrated at the
+card's temperature, :mod:`geocli.calibration`); an ensemble (:mod:`geocli.ensemble`) is
+evaluated as one model.
 
 Segmenters are scored on the Labeled PSB test split through the same path as
 ``geocli segment`` (sample, predict, carry labels back to all 2,048 stored points), once
@@ -19,63 +22,114 @@ on the shapes as given and once under seeded SO(3) rotations.
 
 from __future__ import annotations
 
+import hashlib
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from geocli.api import model_input, predict_logits, segment_geometry
+from geocli.api import model_input, predict_probabilities, segment_geometry
+from geocli.calibration import ECE_BINS, calibration_figures, temperature_of
 from geocli.data import psb
+from geocli.data.folders import class_folders, is_class_folder, read_class_folder
 from geocli.data.modelnet40 import class_names, default_root, load_split
 from geocli.data.pointset import PointSet
+from geocli.ensemble import Classifier, Ensemble, members_of
 from geocli.geometry.partial import single_views
 from geocli.geometry.rotations import random_rotations, rotate
 from geocli.io import Geometry
 from geocli.metrics import accuracy_report, segmentation_report
 from geocli.nets.registry import INVARIANCE
 from geocli.parts import part_categories
-from geocli.zoo import LoadedModel, ModelCard, sha256_of
+from geocli.zoo import LoadedModel, sha256_of
 
 PROTOCOLS = {"z/z": "z", "z/SO3": "so3", "SO3/SO3": "so3"}
 SEGMENTATION_PROTOCOLS = {"as given": "none", "SO3": "so3"}
-TRAIN_ROTATIONS = {"invariant": ("z/z", "z/SO3", "SO3/SO3"), "z": ("z/z", "z/SO3"), "so3": ("SO3/SO3",)}
+# The protocols a classifier is evaluated under, by the rotations it was trained with (its card's train_rotation).
+PROTOCOLS_BY_TRAIN_ROTATION = {"invariant": ("z/z", "z/SO3", "SO3/SO3"), "z": ("z/z", "z/SO3"), "so3": ("SO3/SO3",)}
 LEARNED_AGREEMENT_POSES = 4
 # Every test shape seen from one seeded viewpoint (hidden point removal), then posed at random.
 SINGLE_VIEW_PROTOCOL = "single-view/SO3"
 
 
-def protocols_for(card: ModelCard) -> tuple[str, ...]:
-    return TRAIN_ROTATIONS[card.get("training", {}).get("train_rotation", "invariant")]
+def protocols_for(model: Classifier) -> tuple[str, ...]:
+    """The protocols the training of the model (of every member of an ensemble) allows, in :data:`PROTOCOLS`' order."""
+    allowed = [
+        PROTOCOLS_BY_TRAIN_ROTATION[m.card.get("training", {}).get("train_rotation", "invariant")]
+        for m in members_of(model)
+    ]
+    shared = tuple(name for name in PROTOCOLS if all(name in each for each in allowed))
+    if not shared:
+        raise ValueError(f"the members of {model.name} were trained under rotations that share no protocol")
+    return shared
 
 
-def poses_for(card: ModelCard, protocols: dict[str, str]) -> list[tuple[str | None, str]]:
+def poses_for(model: Classifier, protocols: dict[str, str]) -> list[tuple[str | None, str]]:
     """(protocol or None, rotation kind) for every pose each test shape is evaluated in.
 
-    Exactly invariant models get one pose per protocol; learned-invariance models get
-    extra SO(3) poses (protocol None) up to ``LEARNED_AGREEMENT_POSES``.
+    Exactly invariant models get one pose per protocol; learned-invariance models (an
+    ensemble with one among its members) get extra SO(3) poses (protocol None) up to
+    ``LEARNED_AGREEMENT_POSES``.
     """
     poses: list[tuple[str | None, str]] = [(name, kind) for name, kind in protocols.items()]
-    if INVARIANCE[card["family"]] == "learned":
+    if any(INVARIANCE[member.card["family"]] == "learned" for member in members_of(model)):
         poses += [(None, "so3")] * (LEARNED_AGREEMENT_POSES - len(poses))
     return poses
 
 
+def classifier_poses(model: Classifier) -> list[tuple[str | None, str]]:
+    """:func:`poses_for` a classifier's protocols; pose ``i`` draws its rotations with ``seed + i``."""
+    return poses_for(model, {name: PROTOCOLS[name] for name in protocols_for(model)})
+
+
+def protocol_rotations(model: Classifier, protocol: str, count: int, seed: int) -> torch.Tensor:
+    """The rotations :func:`evaluate_classifier` gives the test shapes under ``protocol`` (calibrate reuses them)."""
+    offset = [name for name, _ in classifier_poses(model)].index(protocol)
+    return random_rotations(count, PROTOCOLS[protocol], seed=seed + offset)
+
+
+def rotated_outputs(
+    predict: Callable[[torch.Tensor], torch.Tensor],
+    clouds: torch.Tensor,
+    rotations: torch.Tensor,
+    batch_size: int,
+    progress=None,
+    label: str = "",
+) -> torch.Tensor:
+    """``predict`` (logits or probabilities) of every cloud in its rotation, batch by batch, concatenated."""
+    outputs = []
+    for start in range(0, len(clouds), batch_size):
+        outputs.append(predict(rotate(clouds[start : start + batch_size], rotations[start : start + batch_size])))
+        if progress:
+            progress(label, min(start + batch_size, len(clouds)), len(clouds))
+    return torch.cat(outputs)
+
+
 def evaluate_classifier(
-    model: LoadedModel,
+    model: Classifier,
     data_root: Path | None = None,
     *,
     seed: int = 0,
     batch_size: int = 32,
     limit: int | None = None,
     progress=None,
+    log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Evaluate on the ModelNet40 test split under every protocol the model's training allows.
 
-    ``limit`` evaluates the first shapes only (for smoke tests); reports made with it
-    say so and are never copied onto cards.
+    Each protocol gets accuracy and, from the calibrated probabilities (the scores classify
+    reports), the expected calibration error and the NLL. An ensemble is evaluated as one
+    model, on the protocols all its members' training allows. ``limit`` evaluates the first
+    shapes only (for smoke tests); reports made with it say so and are never copied onto cards.
+    A ``data_root`` of class sub-folders is a held-out folder (:func:`_evaluate_class_folder`;
+    ``log`` hears its reading).
     """
+    if data_root is not None and is_class_folder(data_root):
+        return _evaluate_class_folder(model, data_root, seed, batch_size, limit, progress, log)
     data_root = data_root or default_root()
     if class_names(data_root) != model.classes:
         raise ValueError("the model's classes are not ModelNet40's: evaluate it on its own data")
@@ -86,26 +140,23 @@ def evaluate_classifier(
     started = time.perf_counter()
     results: dict[str, Any] = {}
     all_predictions = []
-    for offset, (name, kind) in enumerate(poses_for(model.card, {p: PROTOCOLS[p] for p in protocols_for(model.card)})):
+    for offset, (name, kind) in enumerate(classifier_poses(model)):
         rotations = random_rotations(len(test), kind, seed=seed + offset)
-        logits = []
-        for start in range(0, len(test), batch_size):
-            batch = rotate(clouds[start : start + batch_size], rotations[start : start + batch_size])
-            logits.append(predict_logits(model, batch))
-            if progress:
-                progress(name or "agreement", min(start + batch_size, len(test)), len(test))
-        predictions = torch.cat(logits).argmax(1).numpy()
+        probabilities = rotated_outputs(
+            partial(predict_probabilities, model), clouds, rotations, batch_size, progress, name or "agreement"
+        )
+        predictions = probabilities.argmax(1).numpy()
         all_predictions.append(predictions)
         if name:
-            results[name] = accuracy_report(test.labels, predictions, model.classes)
-    results[SINGLE_VIEW_PROTOCOL] = accuracy_report(
-        test.labels, _single_view_predictions(model, test, seed, batch_size, progress), model.classes
+            results[name] = _classifier_figures(test, probabilities, model.classes)
+    results[SINGLE_VIEW_PROTOCOL] = _classifier_figures(
+        test, _single_view_probabilities(model, test, seed, batch_size, progress), model.classes
     )
-    return _report(
+    report = _report(
         model,
         "ModelNet40",
         test,
-        data_root / "test.npz",
+        _file_digest(data_root / "test.npz"),
         limit,
         seed,
         results,
@@ -113,19 +164,31 @@ def evaluate_classifier(
         started,
         "shapes",
     )
+    report["calibration"] = {
+        "ece_bins": ECE_BINS,
+        "temperatures": {member.name: temperature_of(member.card) for member in members_of(model)},
+    }
+    return report
 
 
-def _single_view_predictions(
-    model: LoadedModel, test: PointSet, seed: int, batch_size: int, progress=None
-) -> np.ndarray:
-    """Predicted classes of single-view scans of the test shapes, each in a seeded random pose.
+def _classifier_figures(test: PointSet, probabilities: torch.Tensor, classes: list[str]) -> dict[str, Any]:
+    """Accuracy figures of the most probable classes, then ECE and NLL of the probabilities."""
+    predictions = probabilities.argmax(1).numpy()
+    figures = accuracy_report(test.labels, predictions, classes)
+    return {**figures, **calibration_figures(probabilities, torch.from_numpy(test.labels))}
+
+
+def _single_view_probabilities(
+    model: Classifier, test: PointSet, seed: int, batch_size: int, progress=None
+) -> torch.Tensor:
+    """Calibrated probabilities of single-view scans of the test shapes, each in a seeded random pose.
 
     Views hold about 40 % of a shape's points; each goes through the same path as a file
     given to ``geocli classify`` (unit sphere, tiled up to the input size, FPS).
     """
     views = single_views(test.points, seed)
     rotations = random_rotations(len(views), "so3", seed=seed + len(PROTOCOLS) + LEARNED_AGREEMENT_POSES).numpy()
-    predictions = []
+    probabilities = []
     for start in range(0, len(views), batch_size):
         clouds = [
             model_input(
@@ -139,10 +202,10 @@ def _single_view_predictions(
                 rotations[start : start + batch_size],
             )
         ]
-        predictions.append(predict_logits(model, torch.from_numpy(np.stack(clouds))).argmax(1).numpy())
+        probabilities.append(predict_probabilities(model, torch.from_numpy(np.stack(clouds))))
         if progress:
             progress(SINGLE_VIEW_PROTOCOL, min(start + batch_size, len(views)), len(views))
-    return np.concatenate(predictions)
+    return torch.cat(probabilities)
 
 
 def evaluate_segmenter(
@@ -164,7 +227,7 @@ def evaluate_segmenter(
     started = time.perf_counter()
     results: dict[str, Any] = {}
     all_labels = []
-    for offset, (name, kind) in enumerate(poses_for(model.card, SEGMENTATION_PROTOCOLS)):
+    for offset, (name, kind) in enumerate(poses_for(model, SEGMENTATION_PROTOCOLS)):
         rotations = random_rotations(len(test), kind, seed=seed + offset)
         clouds = rotate(torch.from_numpy(test.points).double(), rotations).numpy()
         predictions, predicted_categories = [], []
@@ -186,7 +249,7 @@ def evaluate_segmenter(
         model,
         "Labeled PSB",
         test,
-        data_root / "points_2048.npz",
+        _file_digest(data_root / "points_2048.npz"),
         limit,
         seed,
         results,
@@ -197,10 +260,10 @@ def evaluate_segmenter(
 
 
 def _report(
-    model: LoadedModel,
+    model: Classifier,
     dataset: str,
     test: PointSet,
-    data_file: Path,
+    data_sha256: dict[str, str],
     limit: int | None,
     seed: int,
     results: dict[str, Any],
@@ -213,9 +276,15 @@ def _report(
     ``stacked`` holds the predictions under each protocol (protocol first); agreement is the
     share of ``unit`` (shapes or points) predicted alike under all of them.
     """
+    if isinstance(model, Ensemble):
+        identity: dict[str, Any] = {
+            "members": [{"model": m.name, "weights_sha256": m.card["weights"]["sha256"]} for m in model.members]
+        }
+    else:
+        identity = {"weights_sha256": model.card["weights"]["sha256"]}
     return {
         "model": model.name,
-        "weights_sha256": model.card["weights"]["sha256"],
+        **identity,
         "task": model.task,
         "dataset": {
             "name": dataset,
@@ -224,7 +293,7 @@ def _report(
             "points_per_shape": int(test.points.shape[1]),
             "complete": limit is None,
         },
-        "data_sha256": {data_file.name: sha256_of(data_file)},
+        "data_sha256": data_sha256,
         "seed": seed,
         "protocols": results,
         "rotation_agreement": {
@@ -233,15 +302,73 @@ def _report(
             "unit": unit,
         },
         "seconds": round(time.perf_counter() - started, 1),
-        "device": str(next(model.net.parameters()).device),
+        "device": str(next(members_of(model)[0].net.parameters()).device),
         "torch": torch.__version__,
     }
+
+
+def _file_digest(path: Path) -> dict[str, str]:
+    return {path.name: sha256_of(path)}
+
+
+def _evaluate_class_folder(
+    model: Classifier, root: Path, seed: int, batch_size: int, limit: int | None, progress, log: Callable[[str], None]
+) -> dict[str, Any]:
+    """Accuracy on a held-out folder of class sub-folders, each named for a class of the model (evaluate_classifier).
+
+    Every file is read and prepared as ``geocli classify`` does, then classified as it is
+    (``as given``: a folder's shapes are in the poses they were saved in) and in a seeded
+    random rotation (``SO3``); agreement compares the two. Where the model knows classes the
+    folder lacks (a shipped 40-class model on a 10-class folder), each protocol also reports
+    ``within_folder_classes``: the arg-max taken over the folder's classes only, the choice a
+    model trained on that folder has. Unreadable files are one ``log`` line each, left out.
+    """
+    folders = class_folders(root)
+    unknown = [name for name in folders if name not in model.classes]
+    if unknown:
+        raise ValueError(
+            f"{root}: sub-folder{'s' * (len(unknown) > 1)} {', '.join(unknown)} name no class of model "
+            f"{model.name!r} (its classes: {', '.join(model.classes)})"
+        )
+    shapes = read_class_folder(root, folders, model.input_points, log)
+    if limit is not None:
+        shapes = shapes.subset(np.arange(min(limit, len(shapes))))
+    if not len(shapes):
+        raise ValueError(f"{root}: no usable shape in its class sub-folders")
+    to_model = np.array([model.classes.index(name) for name in folders])
+    labels, inside = to_model[shapes.labels], torch.from_numpy(to_model)
+    started = time.perf_counter()
+    results: dict[str, Any] = {}
+    all_predictions = []
+    for offset, (name, kind) in enumerate(SEGMENTATION_PROTOCOLS.items()):
+        rotations = random_rotations(len(shapes), kind, seed=seed + offset)
+        clouds = rotate(torch.from_numpy(shapes.points).double(), rotations).float()
+        probabilities = []
+        for start in range(0, len(shapes), batch_size):
+            probabilities.append(predict_probabilities(model, clouds[start : start + batch_size]))
+            if progress:
+                progress(name, min(start + batch_size, len(shapes)), len(shapes))
+        scores = torch.cat(probabilities)
+        predictions = scores.argmax(1).numpy()
+        all_predictions.append(predictions)
+        results[name] = accuracy_report(labels, predictions, model.classes)
+        if len(folders) < len(model.classes):
+            within = to_model[scores[:, inside].argmax(1).numpy()]
+            report = accuracy_report(labels, within, model.classes)
+            results[name]["within_folder_classes"] = {k: v for k, v in report.items() if not k.startswith("per_")}
+    read = {"clouds as read": hashlib.sha256(shapes.points.tobytes() + "\n".join(shapes.names).encode()).hexdigest()}
+    stacked = np.stack(all_predictions)
+    report = _report(model, f"folder {root}", shapes, read, limit, seed, results, stacked, started, "shapes")
+    report["dataset"]["folder"] = str(root)
+    return report | {"classes": folders}
 
 
 def card_metrics(report: dict[str, Any]) -> dict[str, Any]:
     """The part of a report that goes on a model card (per-class figures stay in the report)."""
     if not report["dataset"]["complete"]:
         raise ValueError("a report made with --limit is partial and cannot go on a card")
+    if "folder" in report["dataset"]:  # a shipped card's figures are its test split's, whatever folders it met
+        raise ValueError("a report on a held-out folder does not go on a card; keep the report itself (--out)")
     return {
         "dataset": report["dataset"],
         "seed": report["seed"],

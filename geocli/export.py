@@ -21,6 +21,8 @@ TRAINING_DATA = {
     "modelnet40": "ModelNet40 (official train split, 1,024 points a shape) minus a stratified validation split",
     "psb": "Labeled PSB training meshes (15 per category) minus a validation split stratified by category; "
     "the stored 2,048-point clouds plus fresh surface samplings of each mesh",
+    "folder": "{shapes} shapes in class sub-folders of {root} minus a stratified validation split",
+    "parts-folder": "{shapes} labelled PLY files in {root} minus a validation split stratified by category",
 }
 SELECTED_ON = {"classify": "validation accuracy (view-averaged)", "segment": "validation mean IoU over categories"}
 
@@ -69,7 +71,7 @@ def export_run(run: Path, name: str, out: Path, note: str = "") -> Path:
         "input_points": config["points"],
         "parameters": sum(p.numel() for p in net.parameters()),
         "training": {
-            "dataset": TRAINING_DATA[dataset],
+            "dataset": TRAINING_DATA[dataset].format(**meta.get("data", {})),
             "validation_fraction": config["val_fraction"],
             "train_rotation": "invariant" if family.invariance == "exact" else config.get("rotation", "so3"),
             "recipe": config,
@@ -78,6 +80,7 @@ def export_run(run: Path, name: str, out: Path, note: str = "") -> Path:
             "selected_on": SELECTED_ON[task],
             "best_validation_score": round(meta["best_val"], 4),
             "started_from": started_from,
+            "started_from_sha256": meta.get("init_sha256"),
             "ancestry": ancestry,
             "epochs_in_total": epochs_in_total(ancestry, started_from, meta["best_epoch"]),
             "history": meta["history"],

@@ -63,3 +63,25 @@ def segmentation_report(
     if predicted_categories is not None:
         report["category_accuracy"] = float((np.asarray(predicted_categories) == shape_category).mean())
     return report
+
+
+def instance_matches(truth: np.ndarray, predicted: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """For each true instance 0..K-1 of ``truth`` (per point, -1: none), the predicted instance whose
+    points overlap it with an IoU of ``threshold`` or more, or -1 where none does.
+
+    With a threshold of 0.5 or more, no two predicted instances can both match one true instance,
+    nor one predicted instance two true ones, so "matched" means matched to exactly one cluster.
+    Where two tie at the threshold, the lower-numbered one is taken.
+    """
+    truth, predicted = np.asarray(truth, dtype=np.int64), np.asarray(predicted, dtype=np.int64)
+    count, found = int(truth.max(initial=-1)) + 1, int(predicted.max(initial=-1)) + 1
+    both = (truth >= 0) & (predicted >= 0)
+    overlap = np.zeros((count, found), dtype=np.int64)
+    np.add.at(overlap, (truth[both], predicted[both]), 1)
+    sizes_true = np.bincount(truth[truth >= 0], minlength=count)[:, None]
+    sizes_found = np.bincount(predicted[predicted >= 0], minlength=found)[None, :]
+    iou = overlap / np.maximum(sizes_true + sizes_found - overlap, 1)
+    if found == 0:
+        return np.full(count, -1, dtype=np.int64)
+    best = iou.argmax(axis=1)
+    return np.where(iou[np.arange(count), best] >= threshold, best, -1)

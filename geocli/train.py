@@ -35,9 +35,10 @@ from torch import Tensor, nn
 
 from geocli.api import model_input
 from geocli.data import TASK, dataset
-from geocli.data.pointset import PointSet, validation_split
+from geocli.data.pointset import DataError, PointSet, validation_split
+from geocli.defaults import DEFAULT_CLASSIFIER, DEFAULT_SEGMENTER
 from geocli.geometry.partial import single_views
-from geocli.geometry.rotations import frame_jitter, random_so3, random_z
+from geocli.geometry.rotations import RANDOM_ROTATIONS, frame_jitter
 from geocli.io import Geometry
 from geocli.io.atomic import atomic_write
 from geocli.metrics import segmentation_report
@@ -45,7 +46,7 @@ from geocli.nets.registry import DEFAULT_FAMILY, EDGE_TRUNK, INVARIANCE, Network
 from geocli.ops import farthest_point_sample
 from geocli.parts import decode, part_categories
 from geocli.precision import autocast, precision_name
-from geocli.zoo import ModelError, read_card, sha256_of
+from geocli.zoo import ModelError, models_dir, read_card, sha256_of
 
 Log = Callable[[str], None]
 RESUMABLE_CHANGES = ("epochs", "validate_after")
@@ -101,17 +102,54 @@ RECIPES: dict[str, dict] = {
         "val_fraction": 0.2,
         "validate_after": 0.3,
     },
+    # The user's own folders (geocli.data.folders): fine-tuning a shipped model (FINE_TUNED below), so a
+    # gentle peak rate, a short warm-up, few epochs, and validation after every epoch to select one.
+    "folder": {"epochs": 8, "lr": 5e-4, "warmup_epochs": 0.3, "validate_after": 0.0},
+    "parts-folder": {
+        "points": 1024,
+        "batch_size": 16,
+        "epochs": 10,
+        "lr": 5e-4,
+        "warmup_epochs": 0.3,
+        "label_smoothing": 0.1,
+        "val_fraction": 0.2,
+        "validate_after": 0.0,
+    },
 }
+# A folder data set starts from the shipped default model of its task unless told otherwise: the shipped
+# trunk has seen thousands of shapes, a user's folder a few hundred. ``--init none`` starts from random weights.
+FINE_TUNED = {"folder": DEFAULT_CLASSIFIER, "parts-folder": DEFAULT_SEGMENTER}
+NO_INIT = "none"
 
 
 def recipe(dataset_name: str, family: str | None = None, name: str = "cpu", **overrides) -> TrainConfig:
     """A data set's configuration, then the family's named recipe, then ``overrides`` (None values ignored)."""
-    family = family or DEFAULT_FAMILY
+    given = {k: v for k, v in overrides.items() if v is not None}
+    start = fine_tuning_start(dataset_name, family, name, given)
+    family = family or start.get("family") or DEFAULT_FAMILY
     recipes = get_family(family).recipes
     if name not in recipes:
         raise ValueError(f"family {family!r} has no recipe {name!r}; known: {', '.join(recipes)}")
-    given = {k: v for k, v in overrides.items() if v is not None}
-    return TrainConfig(dataset=dataset_name, family=family, **{**RECIPES[dataset_name], **recipes[name], **given})
+    if given.get("init") == NO_INIT:
+        given["init"] = None
+    return TrainConfig(
+        dataset=dataset_name, **{"family": family, **RECIPES[dataset_name], **recipes[name], **start, **given}
+    )
+
+
+def fine_tuning_start(dataset_name: str, family: str | None, name: str, given: dict[str, Any]) -> dict[str, Any]:
+    """The family, network, input size and weights of the shipped model a folder data set fine-tunes by default.
+
+    Only where those weights fit: no ``--init`` (nor ``--init none``), no ``--hparams``, the
+    default recipe, and the shipped model's family. Nothing for the built-in data sets.
+    """
+    if dataset_name not in FINE_TUNED or "init" in given or "hparams" in given or name != "cpu":
+        return {}
+    card = read_card(models_dir() / f"{FINE_TUNED[dataset_name]}.json")
+    if family not in (None, card["family"]):
+        return {}
+    weights = str(models_dir() / card["weights"].get("file", f"{card['name']}.safetensors"))
+    return {"family": card["family"], "hparams": card["hparams"], "points": card["input_points"], "init": weights}
 
 
 def cache_dir() -> Path:
@@ -185,6 +223,15 @@ def scanned(shapes: PointSet, views: int) -> PointSet:
     return PointSet(np.stack(clouds).astype(np.float32), np.array(labels), np.array(names))
 
 
+def split_groups(data: PointSet, classes: list[str]) -> np.ndarray:
+    """What the validation split is stratified by: a shape's class, or a segmented shape's category
+    (that of its most frequent label: a Labeled PSB shape's labels all lie in its own category)."""
+    if data.labels.ndim == 1:
+        return data.labels
+    categories, category_of = part_categories(classes)
+    return np.array([categories[int(category_of[np.bincount(labels).argmax()])] for labels in data.labels])
+
+
 def targets(data: PointSet, index: Tensor) -> Tensor:
     """Shape labels as they are; per-point labels picked at the sampled points."""
     labels = torch.from_numpy(data.labels)
@@ -245,9 +292,6 @@ def _safetensors_bytes(tensors: dict[str, Tensor]) -> bytes:
     return save({k: v.contiguous() for k, v in tensors.items()})
 
 
-TRAIN_ROTATIONS = {"so3": random_so3, "z": random_z}
-
-
 def augment(
     model: Network, batch: dict[str, Tensor], config: TrainConfig, generator: torch.Generator
 ) -> dict[str, Tensor]:
@@ -265,7 +309,7 @@ def augment(
     if INVARIANCE[config.family] == "exact" and "canonical" in batch:
         rotations = frame_jitter(batch["canonical"], config.frame_jitter, config.tie_ratio, generator)
     else:
-        rotations = TRAIN_ROTATIONS[config.rotation](shape[0], generator).float()
+        rotations = RANDOM_ROTATIONS[config.rotation](shape[0], generator).float()
     return model.augment(batch, scale, noise, rotations, generator)
 
 
@@ -392,22 +436,23 @@ def train(config: TrainConfig, run: Path, data_root: Path | None = None, device:
     check_config(config)
     if config.init and not Path(config.init).is_file():
         raise RunError(f"{config.init}: no such file to start from (--init)")
-    data = dataset(config.dataset)
-    data_root = data_root or data.default_root()
+    data = dataset(config.dataset, log)
     try:
+        data_root = data_root or data.default_root()
         classes = data.class_names(data_root)
+        full = data.load_split("train", data_root)
     except FileNotFoundError as error:
         missing = f"{error.filename}: {error.strerror}" if error.filename else str(error)
         raise RunError(f"no {config.dataset} data in {data_root} ({missing}); --data names its folder") from None
+    except DataError as error:
+        raise RunError(str(error)) from None
     run.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     model = create_model(config.family, len(classes), config.hparams, task=TASK[config.dataset])
     if config.init:
         load_init(model, config.init, log)
         record_ancestry(run, config.init, log)
-    full = data.load_split("train", data_root)
-    groups = full.labels if full.labels.ndim == 1 else np.array([name.split("/")[0] for name in full.names])
-    train_idx, val_idx = validation_split(groups, config.val_fraction, config.seed)
+    train_idx, val_idx = validation_split(split_groups(full, classes), config.val_fraction, config.seed)
     train_set, val_set = full.subset(train_idx), full.subset(val_idx)
     if config.resamples:
         train_set = train_set + data.resampled(train_set, config.resamples, data_root)
@@ -428,10 +473,12 @@ def train(config: TrainConfig, run: Path, data_root: Path | None = None, device:
         "best_val": -1.0,
         "best_epoch": 0,
         "history": [],
+        "data": {"root": str(data_root), "shapes": len(full)},
+        "init_sha256": sha256_of(Path(config.init)) if config.init else None,
     }
     if saved is not None:
         load_state(run, model, optimizer)
-        meta = {**saved, "config": meta["config"]}
+        meta = {**meta, **saved, "config": meta["config"]}
         log(
             f"resuming {run} after epoch {meta['epoch']} "
             f"(best val {meta['best_val']:.4f} at epoch {meta['best_epoch']})"

@@ -20,13 +20,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypedDict, cast, get_origin, get_type_hints
+from typing import Any, TypedDict, cast, get_origin, get_type_hints, is_typeddict
 
 import torch
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
 from geocli.defaults import DEFAULT_CLASSIFIER
+from geocli.devices import resolve_device
 from geocli.io.atomic import atomic_write
 from geocli.io.errors import one_line
 from geocli.nets.registry import TASKS, Network, create_model
@@ -45,6 +46,27 @@ class WeightsInfo(TypedDict, total=False):
     dtype: str
     sha256: str
     bytes: int
+
+
+class CalibrationInfo(TypedDict, total=False):
+    """A card's ``calibration``, written by ``geocli calibrate --update-card`` (:mod:`geocli.calibrate`).
+
+    ``temperature`` divides the logits before the softmax wherever a score is reported; a card
+    without the block is used at 1. The rest says where ``temperature`` was fitted and what it
+    changed: expected calibration error and NLL before and after, on the validation split it was
+    fitted on and on the test split. ``weights_sha256`` names the weights it was fitted for: a
+    card whose weights are not those is refused (its scores would be wrong), as for ``metrics``.
+    """
+
+    temperature: float
+    method: str
+    ece_bins: int
+    validation: dict[str, Any]
+    test: dict[str, Any]
+    seed: int
+    data_sha256: dict[str, str]
+    weights_sha256: str
+    produced_by: str
 
 
 class _CardCore(TypedDict):
@@ -75,6 +97,7 @@ class ModelCard(_CardCore, total=False):
     training: dict[str, Any]
     metrics: dict[str, Any]
     comparison: dict[str, Any]  # a note some cards carry (TinvNN against Frame Averaging)
+    calibration: CalibrationInfo
 
 
 _CARD_FIELDS = get_type_hints(ModelCard)
@@ -99,7 +122,7 @@ def validate_card(data: object, source: str | os.PathLike) -> ModelCard:
     if missing:
         raise ModelError(f"{source}: model card lacks {', '.join(sorted(missing))}")
     for key, hint in _CARD_FIELDS.items():
-        kind = get_origin(hint) or (dict if hint is WeightsInfo else hint)
+        kind = get_origin(hint) or (dict if is_typeddict(hint) else hint)
         if key in data and (not isinstance(data[key], kind) or (kind is int and isinstance(data[key], bool))):
             raise ModelError(
                 f"{source}: model card field {key!r} should be {kind.__name__}, not {type(data[key]).__name__}"
@@ -112,7 +135,29 @@ def validate_card(data: object, source: str | os.PathLike) -> ModelCard:
         raise ModelError(
             f"{source}: model card input_points should be 1 to {MAX_INPUT_POINTS:,}, not {data['input_points']:,}"
         )
+    if "calibration" in data:
+        _validate_calibration(data["calibration"], data["weights"], source)
     return cast(ModelCard, data)
+
+
+def _validate_calibration(calibration: dict[str, Any], weights: dict[str, Any], source: str | os.PathLike) -> None:
+    """A temperature that is a positive finite number, fitted for these weights (when the block says which)."""
+    temperature = calibration.get("temperature")
+    if (
+        not isinstance(temperature, int | float)
+        or isinstance(temperature, bool)
+        or not math.isfinite(temperature)
+        or temperature <= 0
+    ):
+        raise ModelError(
+            f"{source}: model card calibration temperature should be a positive number, not {temperature!r}"
+        )
+    fitted_for = calibration.get("weights_sha256")
+    if fitted_for is not None and fitted_for != weights.get("sha256"):
+        raise ModelError(
+            f"{source}: model card calibration was fitted for other weights ({str(fitted_for)[:12]}…); "
+            "run geocli calibrate again"
+        )
 
 
 class ModelError(ValueError):
@@ -204,9 +249,31 @@ class LoadedModel:
     def input_points(self) -> int:
         return int(self.card["input_points"])
 
+    @property
+    def pose_warning(self) -> str | None:
+        """What a user should know before trusting one prediction: ``None`` for an exactly invariant
+        family; for one whose invariance is learned (PaRot), that its label can depend on the input's
+        pose, with the agreement over rotations that ``geocli eval`` measured, where the card has it."""
+        if self.card.get("invariance") != "learned":
+            return None
+        measured = self.card.get("metrics", {}).get("rotation_agreement")
+        agreement = (
+            f"; the same {measured['unit'][:-1]} got one answer under {measured['rotations_per_shape']} random "
+            f"rotations {measured['agreement']:.1%} of the time in `geocli eval`"
+            if isinstance(measured, dict) and "agreement" in measured
+            else ""
+        )
+        return (
+            f"{self.name} learned its rotation invariance rather than having it by construction: "
+            f"its prediction can depend on the input's pose{agreement}; `geocli check` measures it on your files"
+        )
 
-def load_model(name_or_path: str | os.PathLike = DEFAULT_CLASSIFIER, device: str = "cpu") -> LoadedModel:
-    """Load a shipped model by name, or a user's own card + safetensors pair by path, with every check."""
+
+def load_model(name_or_path: str | os.PathLike = DEFAULT_CLASSIFIER, device: str = "auto") -> LoadedModel:
+    """Load a shipped model by name, or a user's own card + safetensors pair by path, with every check, onto
+    ``device`` (:func:`geocli.devices.resolve_device`: ``auto`` is CUDA where there is one); the one loader
+    (``geocli.load_model`` and :mod:`geocli.api` re-export it)."""
+    device = str(resolve_device(device))
     card_path, weights_path = resolve(name_or_path)
     card = read_card(card_path)
     data = weights_path.read_bytes()
@@ -276,6 +343,13 @@ def save_model(net: Network, card: Mapping[str, Any], folder: Path, half: bool =
         handle.write(data)
     write_card(card_path, full)
     return weights
+
+
+def update_card(name_or_path: str | os.PathLike, **fields: Any) -> Path:
+    """Replace ``fields`` of a model's card (eval's ``metrics``, calibrate's ``calibration``), keeping the rest."""
+    card_path = resolve(name_or_path)[0]
+    write_card(card_path, {**read_card(card_path), **fields})
+    return card_path
 
 
 def write_card(path: Path, card: Mapping[str, Any]) -> None:

@@ -2,7 +2,7 @@
 
 Usage: python scripts/render_segmentation.py [--out docs/segment_human.png]
        [--model NAME (default: the default segmenter)]
-Needs matplotlib (``pip install -e .[docs]``). The scan is given to `geocli segment` in a
+Uses matplotlib, which geocli depends on (for `segment --preview`). The scan is given to `geocli segment` in a
 random orientation (seed 0) and drawn back in the original pose, so the picture also shows
 that the labels do not depend on the pose.
 """

@@ -318,7 +318,7 @@ def test_degenerate_clouds_get_one_label_in_every_run_and_pose(name: str, model,
 
     points = _DEGENERATE[name]
     np.savetxt(tmp_path / name, points)
-    runs = [classify(tmp_path / name, model)[0] for _ in range(2)]
+    runs = [next(classify(tmp_path / name, model)) for _ in range(2)]
     assert runs[0].error is None and runs[0].to_dict() == runs[1].to_dict()  # deterministic, scores included
     posed = [points @ rotation.T * 3.5 + 7.0 for rotation in random_rotations(6, "so3", seed=3).numpy()]
     labels = {p.label for p in classify(posed, model)}

@@ -180,3 +180,15 @@ def test_console_script_pipeline() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["label"] == "toilet"
+
+
+def test_learned_invariance_is_said_once_and_exact_invariance_not_at_all():
+    """PaRot's invariance is learned: classify and segment say so once, with its measured agreement."""
+    learned = runner.invoke(
+        app, ["classify", str(SAMPLES / "cow.obj"), str(SAMPLES / "cow.obj"), "-m", "parot-modelnet40", "-f", "jsonl"]
+    )
+    assert learned.exit_code == 0, learned.stderr
+    warnings = [line for line in learned.stderr.splitlines() if "learned its rotation invariance" in line]
+    assert len(warnings) == 1 and "geocli eval" in warnings[0] and len(learned.stdout.splitlines()) == 2
+    exact = runner.invoke(app, ["classify", str(SAMPLES / "cow.obj"), "-f", "jsonl"])
+    assert exact.exit_code == 0 and "rotation invariance" not in exact.stderr

@@ -6,6 +6,7 @@ The cluster is a local one with two workers, started by this module in the test 
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import sys
@@ -16,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from geocli.cli import app
+from geocli.defaults import DEFAULT_CLASSIFIER as DEFAULT
 from test_prefetch import mixed_folder
 
 runner = CliRunner()
@@ -30,15 +32,22 @@ def cluster() -> Iterator[None]:
 
 
 @pytest.mark.slow
-def test_classify_on_ray_prints_what_a_local_run_prints(cluster: None, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "options",
+    [[], ["-m", "tinvnn-edge-modelnet40,apen-edge-modelnet40", "--min-score", "0.5"]],
+    ids=["default", "ensemble-min-score"],
+)
+def test_classify_on_ray_prints_what_a_local_run_prints(cluster: None, tmp_path: Path, options: list[str]) -> None:
     folder = mixed_folder(tmp_path / "scans")
-    command = ["classify", str(folder), "-f", "jsonl", "--batch-size", "3"]
+    command = ["classify", str(folder), "-f", "jsonl", "--batch-size", "3", *options]
     local = runner.invoke(app, [*command, "--workers", "0"])
     remote = runner.invoke(app, [*command, "--ray", "auto", "--workers", "2"])
     assert local.exit_code == remote.exit_code == 1  # three unusable files
     assert remote.stdout == local.stdout  # every record, its scores to the last digit, in input order
     assert remote.stderr == local.stderr  # errors and warnings, one line each
     assert len(remote.stdout.splitlines()) == 2 * 11 + 4
+    records = [json.loads(line) for line in remote.stdout.splitlines()]
+    assert {record["model"] for record in records} == {"+".join(options[1].split(",")) if options else DEFAULT}
 
 
 @pytest.mark.slow
@@ -70,3 +79,13 @@ def test_without_ray_the_option_is_one_usage_line(monkeypatch: pytest.MonkeyPatc
     assert result.exit_code == 2
     assert result.stderr == "geocli: error: --ray needs Ray, an optional extra: pip install 'geocli[ray]'\n"
     assert result.stdout == ""
+
+
+def test_ray_does_not_take_clusters(tmp_path: Path) -> None:
+    scan = Path(__file__).resolve().parents[1] / "sample_data" / "chair_0001.pcd"
+    for command in (["classify", str(scan)], ["segment", str(scan), "--out", str(tmp_path / "out")]):
+        result = runner.invoke(app, [*command, "--ray", "auto", "--clusters"])
+        assert result.exit_code == 2
+        assert result.stderr == "geocli: error: --ray does not split scenes (--clusters); run it without --ray\n"
+        assert result.stdout == ""
+    assert not (tmp_path / "out").exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 import torch
 
 from geocli.geometry.frames import (
@@ -12,6 +14,7 @@ from geocli.geometry.frames import (
     principal_axes,
 )
 from geocli.geometry.rotations import random_rotations, rotate
+from geocli.geometry.sampling import normalize_unit_sphere
 
 
 def test_sign_sets() -> None:
@@ -60,3 +63,19 @@ def test_tie_breaking_is_needed_for_that_shape() -> None:
     plain = [principal_axes(rotate(cross, random_rotations(1, "so3", seed=s)), tie_tolerance=0.0) for s in range(10)]
     canon = [(rotate(cross, random_rotations(1, "so3", seed=s)) @ axes).abs() for s, (axes, _) in enumerate(plain)]
     assert any(not torch.allclose(canon[0], c, atol=1e-3) for c in canon[1:])
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-13, 3e5])
+def test_centre_and_scale_normalises_as_normalize_unit_sphere_does(modelnet_test, scale: float) -> None:
+    """One rule for both (the network's torch batches, the inputs' exact float64): any cloud that is not a
+    single point gets radius 1, however small (a 1e-13 cloud kept its size under the old 1e-12 clamp)."""
+    points = modelnet_test["points"][:2].astype(np.float64) * scale + [0.5 * scale, -2 * scale, scale]
+    batch = centre_and_scale(torch.from_numpy(points)).numpy()
+    for cloud, normalised in zip(points, batch):
+        np.testing.assert_allclose(normalised, normalize_unit_sphere(cloud)[0], atol=1e-9)
+
+
+def test_a_single_point_becomes_zeros_in_both() -> None:
+    points = np.tile([2.0, -1.0, 5.0], (6, 1))
+    assert not centre_and_scale(torch.from_numpy(points)[None]).any()
+    assert not normalize_unit_sphere(points)[0].any()

@@ -83,7 +83,7 @@ def test_mutated_samples_are_refused_in_one_line_or_classified(
                 signal.alarm(0)
         signal.alarm(300)
         chosen = [path for _, path in cases if str(path) in refused or path in valid[:CLASSIFIED]]
-        predictions = classify(chosen, model, batch_size=CLASSIFIED)  # what `geocli classify` runs
+        predictions = list(classify(chosen, model, batch_size=CLASSIFIED))  # what `geocli classify` runs
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)

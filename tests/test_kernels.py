@@ -109,8 +109,10 @@ def test_trunk_is_the_same_on_both_routes(local):
     (p1, g1, w1), (p2, g2, w2) = grads
     torch.testing.assert_close(p1, p2)
     torch.testing.assert_close(g1, g2)
+    # gradients reach 40 here; a linear bias before a norm has a true gradient of 0 and a
+    # rounding one of 1e-5 in both routes, summed in another order by the fused norm
     for a, b in zip(w1, w2):
-        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
 
 
 def test_unknown_first_layer_is_refused():

@@ -135,7 +135,9 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str, np.n
 def test_classify_gives_one_answer_for_both_numberings(files: list[tuple[str, str, np.ndarray]]) -> None:
     model = load_model(device="cpu")
     for seed in (0, 1):
-        results = classify([path for first, second, _ in files for path in (first, second)], model, top_k=5, seed=seed)
+        results = list(
+            classify([path for first, second, _ in files for path in (first, second)], model, top_k=5, seed=seed)
+        )
         for first, second in zip(results[::2], results[1::2]):
             assert first.error is None and (second.label, second.top_k) == (first.label, first.top_k), first.path
 

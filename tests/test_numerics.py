@@ -75,7 +75,7 @@ def test_labels_do_not_depend_on_scale(shapes: dict[str, np.ndarray], classifier
     accepted = [k for k in EXPONENTS if np.abs(points).max() * 10.0**k <= MAX_COORDINATE]
     chosen = sorted({accepted[0], accepted[-1], *rng.choice(accepted, size=30, replace=False).tolist()})
     results = classify([points * 10.0**k for k in chosen], classifier, top_k=3)
-    reference = classify(points, classifier, top_k=3)[0]
+    reference = next(classify(points, classifier, top_k=3))
     for k, result in zip(chosen, results):
         assert (result.error, result.label, result.top_k) == (None, reference.label, reference.top_k), f"scale 1e{k}"
 
@@ -128,7 +128,7 @@ def test_results_and_their_dicts_carry_warnings(classifier) -> None:
     cases = degenerate_cases(seed=21)
     rng = np.random.default_rng(1)
     healthy = rng.normal(size=(400, 3)) * [1.0, 0.6, 0.3]
-    predictions = classify([points for points, _ in cases] + [healthy, np.zeros((0, 3))], classifier)
+    predictions = list(classify([points for points, _ in cases] + [healthy, np.zeros((0, 3))], classifier))
     for prediction, (_, words) in zip(predictions, cases):
         assert prediction.label and words in prediction.to_dict()["warnings"][0]
     assert predictions[-2].to_dict()["warnings"] == [] and predictions[-1].error

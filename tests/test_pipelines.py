@@ -29,12 +29,13 @@ import pytest
 from typer.testing import CliRunner
 
 from geocli.cli import PROGRESS_THRESHOLD, app
+from geocli.defaults import DEFAULT_CLASSIFIER
 from geocli.io import SUPPORTED_EXTENSIONS, read_geometry
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_data"
 SCANS = sorted(str(p) for p in SAMPLES.iterdir() if p.suffix in SUPPORTED_EXTENSIONS)
 GEOCLI = Path(sys.executable).with_name("geocli")
-FIELDS = ["path", "label", "score", "top_k", "points", "source_points", "error", "warnings"]
+FIELDS = ["path", "label", "score", "top_k", "points", "source_points", "error", "warnings", "model"]
 NETWORK_POINTS = 512  # the default classifier's input size
 
 runner = CliRunner()
@@ -190,7 +191,9 @@ def test_json_and_jsonl_hold_every_input_with_the_same_fields(batch: list[str]) 
         **dict.fromkeys(FIELDS),
         **{"path": batch[1], "top_k": [], "warnings": []},
         "error": f"{batch[1]}: file is empty",
+        "model": DEFAULT_CLASSIFIER,
     }
+    assert chair["model"] == teapot["model"] == DEFAULT_CLASSIFIER
     assert chair["error"] is None and teapot["error"] is None
 
     code, out, err = classify(*batch, "-f", "jsonl", "-k", "3")
@@ -214,6 +217,7 @@ def test_csv_spreads_top_k_over_columns_and_keeps_failures(batch: list[str]) -> 
         "points",
         "source_points",
         "error",
+        "model",
     ]
     for row, record in zip(rows[1:], records, strict=True):
         runners_up = [str(value) for top in record["top_k"][1:] for value in (top["label"], top["score"])] or [
@@ -230,6 +234,7 @@ def test_csv_spreads_top_k_over_columns_and_keeps_failures(batch: list[str]) -> 
             record["points"],
             record["source_points"],
             record["error"],
+            record["model"],
         ]
         assert row == ["" if value is None else str(value) for value in expected]
 

@@ -95,7 +95,7 @@ def test_classify_holds_at_most_two_batches_and_two_files_per_worker(monkeypatch
     files = [str(SAMPLES / "chair_0001.pcd"), str(SAMPLES / "cow_2048.ply")] * 15
     model = geocli.api.load_model(device="cpu")
     given = 0
-    for prediction in geocli.api.classify_iter(files, model, batch_size=4, workers=2):
+    for prediction in geocli.api.classify(files, model, batch_size=4, workers=2):
         assert prediction.path == files[given]
         given += 1
         # the batch being handed out, and the next batch and two files per worker being prepared meanwhile

@@ -14,6 +14,7 @@ import torch
 
 import geocli
 from geocli.api import segment_geometry
+from geocli.defaults import DEFAULT_CLASSIFIER
 from geocli.io import Geometry
 from geocli.nets.registry import INVARIANCE, list_families
 from geocli.ops import kernels_available, use_kernels
@@ -22,6 +23,7 @@ from test_invariance import TOLERANCE, max_logit_change, transformed_copies
 
 CARDS = [card for card in list_models() if card["task"] == "classify"]
 SEGMENTERS = [card for card in list_models() if card["task"] == "segment"]
+CALIBRATED = [card for card in CARDS if "calibration" in card]
 PSB = Path(__file__).resolve().parents[2] / "shared" / "data" / "psb"
 
 
@@ -53,10 +55,29 @@ def test_card_figures_come_from_a_complete_eval(card) -> None:
         assert metrics["rotation_agreement"]["rotations_per_shape"] >= 4
 
 
+def test_the_default_classifier_is_calibrated() -> None:
+    assert DEFAULT_CLASSIFIER in {card["name"] for card in CALIBRATED}
+
+
+@pytest.mark.parametrize("card", CALIBRATED, ids=lambda c: c["name"])
+def test_calibration_was_fitted_on_the_validation_split(card) -> None:
+    """Issue 18's target: an expected calibration error of at most 0.05 on the test split after scaling."""
+    calibration = card["calibration"]
+    assert calibration["produced_by"] == "geocli calibrate"
+    assert calibration["weights_sha256"] == card["weights"]["sha256"]
+    recipe = card["training"]["recipe"]
+    assert calibration["validation"]["split"].endswith(
+        f"(val_fraction {recipe['val_fraction']}, seed {recipe['seed']})"
+    )
+    assert calibration["test"]["shapes"] == 2468 and calibration["ece_bins"] == 15
+    assert calibration["test"]["ece_after"] <= 0.05
+    assert calibration["validation"]["nll_after"] <= calibration["validation"]["nll_before"]
+
+
 @pytest.mark.parametrize("card", CARDS, ids=lambda c: c["name"])
 def test_shipped_checkpoint_is_invariant(card, modelnet_test) -> None:
     """Exact families to everything; PaRot (rotation invariance learned) to translation, scale and order."""
-    model = load_model(card["name"])
+    model = load_model(card["name"], device="cpu")
     points = torch.from_numpy(modelnet_test["points"][:1, : model.input_points])
     assert max_logit_change(model.net, points, count=20, seed=5, pose=exact(card)) < TOLERANCE
 
@@ -94,7 +115,7 @@ def test_segmenter_card_figures_come_from_a_complete_eval(card) -> None:
 def test_shipped_segmenter_labels_follow_the_points(card) -> None:
     """Per-point labels of a real test shape: unchanged by pose (exact families), scale and shift,
     permuted with the points."""
-    model = load_model(card["name"])
+    model = load_model(card["name"], device="cpu")
     with np.load(PSB / "points_2048.npz", allow_pickle=False) as data:
         cloud = torch.from_numpy(data["points"][data["split"].astype(str) == "test"][:1])  # (1, 2048, 3)
     net_points = cloud[:, : model.input_points]
@@ -114,7 +135,7 @@ def test_shipped_segmenter_labels_follow_the_points(card) -> None:
 @pytest.mark.parametrize("card", CARDS + SEGMENTERS, ids=lambda c: c["name"])
 def test_shipped_model_gives_the_same_logits_with_and_without_kernels(card, modelnet_test) -> None:
     """The compiled kernels change speed only: logits within 1e-4 of the pure-torch route."""
-    model = load_model(card["name"])
+    model = load_model(card["name"], device="cpu")
     points = torch.from_numpy(modelnet_test["points"][:16, : model.input_points])
     with torch.no_grad():
         with use_kernels(True):

@@ -11,8 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import MODELNET40, cli_export_eval, cli_train
-from geocli.cli import _epochs, app
+from geocli.cli import app
 from geocli.evaluate import card_metrics
+from geocli.model_tables import epochs
 from geocli.train import recipe
 
 runner = CliRunner()
@@ -82,8 +83,8 @@ def test_continued_training_keeps_the_history(tiny_modelnet: Path, tmp_path: Pat
         training = json.loads((models / "tiny.json").read_text())["training"]
         assert [a["weights_sha256"] for a in training["ancestry"]] == [shipped["weights"]["sha256"]]
         assert training["epochs_in_total"] == shipped["training"]["selected_epoch"] + 1
-    assert _epochs(training) == str(training["epochs_in_total"])
-    assert _epochs({"epochs_trained": 3, "started_from": "models/x.safetensors", "epochs_in_total": None}) == "3+"
+    assert epochs(training) == str(training["epochs_in_total"])
+    assert epochs({"epochs_trained": 3, "started_from": "models/x.safetensors", "epochs_in_total": None}) == "3+"
 
 
 @pytest.mark.slow

@@ -34,7 +34,7 @@ def saved(tmp_path: Path) -> tuple[torch.nn.Module, Path]:
 
 def test_round_trip_gives_same_logits(saved) -> None:
     net, folder = saved
-    loaded = load_model(folder / "tiny.json")
+    loaded = load_model(folder / "tiny.json", device="cpu")
     points = torch.randn(2, 64, 3)
     with torch.no_grad():
         assert torch.allclose(net(points), loaded.net(points), atol=1e-6)
@@ -56,7 +56,7 @@ def test_tampered_weights_are_refused(saved) -> None:
     data[-1] ^= 0xFF
     weights.write_bytes(bytes(data))
     with pytest.raises(ModelError, match="sha256"):
-        load_model(folder / "tiny.json")
+        load_model(folder / "tiny.json", device="cpu")
 
 
 def _rewrite_card(folder: Path, **changes) -> None:
@@ -68,7 +68,7 @@ def test_card_that_does_not_match_tensors_is_refused(saved) -> None:
     _, folder = saved
     _rewrite_card(folder, hparams={**HPARAMS, "embedding": 48})
     with pytest.raises(ModelError, match="do not match"):
-        load_model(folder / "tiny.json")
+        load_model(folder / "tiny.json", device="cpu")
 
 
 def test_pickle_is_refused_even_with_a_matching_hash(saved) -> None:
@@ -79,7 +79,7 @@ def test_pickle_is_refused_even_with_a_matching_hash(saved) -> None:
     (folder / "tiny.safetensors").write_bytes(payload)
     _rewrite_card(folder, weights={"sha256": hashlib.sha256(payload).hexdigest()})
     with pytest.raises(ModelError, match="pickle"):
-        load_model(folder / "tiny.json")
+        load_model(folder / "tiny.json", device="cpu")
 
 
 def test_unknown_model_name_lists_known_ones(monkeypatch, saved) -> None:
@@ -87,7 +87,7 @@ def test_unknown_model_name_lists_known_ones(monkeypatch, saved) -> None:
     monkeypatch.setenv("GEOCLI_MODELS", str(folder))
     with pytest.raises(ModelError, match="known: tiny"):
         load_model("no-such-model")
-    assert load_model("tiny").name == "tiny"
+    assert load_model("tiny", device="cpu").name == "tiny"
 
 
 def test_every_shipped_card_reads_as_the_json_it_is() -> None:
@@ -115,7 +115,7 @@ def test_a_card_that_is_not_version_1_is_refused_in_one_line(saved, change: dict
     _, folder = saved
     _rewrite_card(folder, **change)
     with pytest.raises(ModelError, match=re.escape(problem)) as refused:
-        load_model(folder / "tiny.json")
+        load_model(folder / "tiny.json", device="cpu")
     assert "\n" not in str(refused.value) and str(refused.value).startswith(str(folder / "tiny.json"))
 
 

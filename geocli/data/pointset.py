@@ -15,6 +15,10 @@ def shared_data_root(name: str, variable: str) -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "data" / name
 
 
+class DataError(ValueError):
+    """A data folder that cannot be trained or evaluated on as it is (no classes, too few shapes); one line."""
+
+
 @dataclass(frozen=True)
 class PointSet:
     """Clouds with either one label per shape (S,) or one per point (S, N), and shape names."""

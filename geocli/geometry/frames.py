@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 TIE_TOLERANCE = 0.05
+SKEW_TOLERANCE = 1e-3  # a third moment below this (at unit scale) decides no axis' sign: see axis_signs
 
 
 def _sign_table(proper_only: bool) -> Tensor:
@@ -40,10 +41,16 @@ SO3_SIGNS = _sign_table(proper_only=True)  # (4, 3), flips an even number of axe
 
 
 def centre_and_scale(points: Tensor) -> Tensor:
-    """Centre on the centroid and scale the furthest point to radius 1 (invariant to similarity)."""
+    """Centre (B,N,3) clouds on their centroids and scale each one's furthest point to radius 1 (invariant to
+    similarity), in the network: :func:`geocli.geometry.sampling.normalize_unit_sphere` for torch batches.
+
+    A degenerate cloud is handled as there: one whose points all coincide (radius 0) becomes all
+    zeros, and any other, however small, gets radius 1. The network's inputs have been through
+    ``normalize_unit_sphere`` (exact in float64) already, so this only undoes what augmentation did.
+    """
     centred = points - points.mean(dim=-2, keepdim=True)
-    radius = centred.norm(dim=-1).amax(dim=-1, keepdim=True).clamp_min(1e-12)
-    return centred / radius.unsqueeze(-1)
+    radius = centred.norm(dim=-1).amax(dim=-1, keepdim=True)
+    return centred / torch.where(radius > 0, radius, torch.ones_like(radius)).unsqueeze(-1)
 
 
 def _descending_eigh(matrix: Tensor) -> tuple[Tensor, Tensor]:
@@ -90,6 +97,33 @@ def principal_axes(
     axes = _resplit_plane(axes, (0, 1), moment, (gaps[:, 0] < tie_tolerance) & ~all_tied)
     axes = _resplit_plane(axes, (1, 2), moment, (gaps[:, 1] < tie_tolerance) & ~all_tied)
     return axes.to(points.dtype), values.to(points.dtype)
+
+
+def axis_signs(coordinates: Tensor, weights: Tensor | None = None) -> Tensor:
+    """(B,3) signs that skew each axis of centred (B,N,3) coordinates towards its positive side
+    (TinvNN's sign rule, :func:`geocli.nets.tinvnn.sign_rule`; APEN's part frames and ``geocli align`` use it too).
+
+    The third moment ``sum y^3`` changes sign with the axis, so requiring it positive
+    fixes the sign for any shape that is not mirror-symmetric across that axis. For
+    (nearly) mirror-symmetric axes, where noise would decide, the sign is taken from
+    ``sum y * |x|^2`` (a different odd moment) and only then left as computed.
+    ``weights`` (B,N), summing to 1 per cloud, confine the rule to a part of each
+    cloud (APEN's per-part frames); the other points are ignored.
+    """
+    members = torch.ones_like(coordinates[..., 0]) if weights is None else (weights > 0).to(coordinates.dtype)
+    weights = members / coordinates.shape[-2] if weights is None else weights.to(coordinates.dtype)
+    scale = (coordinates.norm(dim=-1) * members).amax(dim=-1, keepdim=True).clamp_min(1e-12)  # (B,1)
+    y = coordinates / scale.unsqueeze(-1)
+    skew = (y.pow(3) * weights.unsqueeze(-1)).sum(-2)
+    fallback = (y * y.square().sum(-1, keepdim=True) * weights.unsqueeze(-1)).sum(-2)
+    key = torch.where(skew.abs() > SKEW_TOLERANCE, skew, fallback)
+    return torch.where(key < 0, -1.0, 1.0).to(coordinates.dtype)
+
+
+def random_sign_views(signs: Tensor, count: int, generator: torch.Generator) -> Tensor:
+    """``count`` rows of ``signs`` (sign views, e.g. :data:`O3_SIGNS`) drawn uniformly: training's random
+    view of each canonical cloud, whose every view inference averages over."""
+    return signs[torch.randint(len(signs), (count,), generator=generator)]
 
 
 def canonical_coordinates(points: Tensor) -> tuple[Tensor, Tensor]:

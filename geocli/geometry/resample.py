@@ -33,8 +33,14 @@ def radius_stratified(points: np.ndarray, m: int) -> np.ndarray:
     no point order changes). It cuts FPS on a million-point scan
     from a million distances per pick to ``m``.
     """
+    return points[radius_stratified_index(points, m)] if len(points) > m else points
+
+
+def radius_stratified_index(points: np.ndarray, m: int) -> np.ndarray:
+    """The indices of :func:`radius_stratified`'s subset (every index, in order, when there are at most ``m``),
+    for callers that carry per-point values along (labels of a training scan)."""
     if len(points) <= m:
-        return points
+        return np.arange(len(points))
     radius = np.square(points - exact_mean(points)).sum(axis=1)
     order = np.argsort(radius, kind="stable")
-    return points[order[np.linspace(0, len(points) - 1, m).round().astype(np.int64)]]
+    return order[np.linspace(0, len(points) - 1, m).round().astype(np.int64)]

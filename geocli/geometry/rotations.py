@@ -38,15 +38,16 @@ def random_z(n: int, generator: torch.Generator | None = None) -> Tensor:
     return torch.stack([c, -s, zero, s, c, zero, zero, zero, one], dim=1).reshape(n, 3, 3)
 
 
+RANDOM_ROTATIONS = {"z": random_z, "so3": random_so3}
+"""Random rotations by kind: about the z axis, or any; training's ``rotation`` and the protocols' draws."""
+
+
 def random_rotations(n: int, kind: str, seed: int) -> Tensor:
     """(n, 3, 3) float64 rotations of one protocol kind: 'none', 'z' or 'so3'."""
-    generator = torch.Generator().manual_seed(seed)
     if kind == "none":
         return torch.eye(3, dtype=torch.float64).expand(n, 3, 3).clone()
-    if kind == "z":
-        return random_z(n, generator)
-    if kind == "so3":
-        return random_so3(n, generator)
+    if kind in RANDOM_ROTATIONS:
+        return RANDOM_ROTATIONS[kind](n, torch.Generator().manual_seed(seed))
     raise ValueError(f"unknown rotation kind {kind!r}; expected one of {PROTOCOL_ROTATIONS}")
 
 

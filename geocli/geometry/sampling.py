@@ -172,7 +172,9 @@ def normalize_unit_sphere(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, f
 
     Returns ``(normalised, centre, scale)`` with ``points == normalised * scale + centre``, so
     predictions can be mapped back to raw units. If all points coincide (scale 0) the result is
-    all zeros with ``scale = 1.0`` instead of a division by zero.
+    all zeros with ``scale = 1.0`` instead of a division by zero; any other cloud, however
+    small, gets radius 1. :func:`geocli.geometry.frames.centre_and_scale`, its torch twin for
+    batches inside the networks, and ``geocli align``'s frame follow the same rule.
 
     The points are first divided by the power of two nearest their largest coordinate,
     which is exact: the squared distances behind the radius then neither underflow (a

@@ -69,10 +69,14 @@ def check_count(path: str, count: int, max_points: int, what: str = "points") ->
         )
 
 
-def check_size(path: str, kind: str, needed: int, available: int, row: int | None) -> None:
-    """Binary data must fill what the header declares; a whole ``row`` more means a count too low."""
+def check_size(path: str, kind: str, needed: int, available: int, row: int | None, at_least: bool = False) -> None:
+    """Binary data must fill what the header declares; a whole ``row`` more means a count too low.
+
+    ``at_least``: ``needed`` is a lower bound (rows that hold lists), said so in the message as ``N+ bytes``.
+    """
     if available < needed:
-        problem = f"file ends early (the header's counts need {needed:,} bytes, {available:,} follow it)"
+        bound = f"{needed:,}{'+' if at_least else ''}"
+        problem = f"file ends early (the header's counts need {bound} bytes, {available:,} follow it)"
         raise GeometryError(path, f"corrupt {kind} data: {problem}")
     if row and available - needed >= row:
         problem = f"{available - needed:,} bytes follow the data the header declares (a count too low?)"

@@ -183,15 +183,16 @@ def las_classification(labels: np.ndarray, point_format: int, classes: Sequence[
     one category (:mod:`geocli.parts`), none of which has more than 20 parts: a label becomes
     its part's place within its category (``Chair/back`` 0, ``Chair/seat`` 1, ...; beyond 31,
     31), so the parts of a scan stay apart. The ``label`` extra dimension keeps the label itself.
+    A point with no label (-1: a scene's floor under ``--clusters``) gets the top class, 255 or 31,
+    which no part takes.
     """
     labels = np.asarray(labels, dtype=np.int64)
-    if point_format >= 6:
-        return np.minimum(labels, 255).astype(np.uint8)
-    if classes:
+    top = 255 if point_format >= 6 else 31
+    if point_format < 6 and classes:
         categories = [name.split("/", 1)[0] for name in classes]
         place = np.array([categories[:i].count(category) for i, category in enumerate(categories)])
-        labels = place[labels]
-    return np.minimum(labels, 31).astype(np.uint8)
+        labels = np.where(labels < 0, labels, place[labels])
+    return np.where(labels < 0, top, np.minimum(labels, top)).astype(np.uint8)
 
 
 def free_name(name: str, taken: set[str] | Mapping[str, Any]) -> str:
@@ -211,9 +212,11 @@ def write_las(
     classes: Sequence[str] | None,
     source: str | None,
     compress: bool,
+    instances: np.ndarray | None = None,
 ) -> None:
     """Write a labelled LAS (``compress``: LAZ) file atomically: ``source``'s points and header when it is a
-    LAS/LAZ file with as many points as ``labels``, else a new file of ``points`` and ``attributes``."""
+    LAS/LAZ file with as many points as ``labels``, else a new file of ``points`` and ``attributes``;
+    ``instances``, when given, as the extra dimension ``instance``."""
     import laspy
 
     try:
@@ -227,6 +230,8 @@ def write_las(
         if source is not None:  # the input's classification stays, as an extra dimension
             added[INPUT_PREFIX + "classification"] = np.asarray(las.classification, dtype=np.uint8)
         added["label"] = np.asarray(labels, dtype=np.int32)
+        if instances is not None:
+            added["instance"] = np.asarray(instances, dtype=np.int32)
         if scores is not None:
             added["score"] = np.asarray(scores, dtype=np.float32)
         _add_dimensions(las, added)

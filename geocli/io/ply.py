@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from geocli.io.checks import check_indices, header_lines, triangulate
+from geocli.io.checks import check_indices, check_size, header_lines, triangulate
 from geocli.io.errors import GeometryError
 
 _PLY_TYPES = {
@@ -124,18 +124,9 @@ def check_layout(path: str, header: PlyHeader) -> None:
         for e in header.elements
     ]
     needed = sum(e.count * size for e, size in zip(header.elements, sizes))
-    if available < needed:
-        raise GeometryError(
-            path,
-            f"corrupt PLY data: file ends early (the header's counts need {needed:,}+ bytes, {available:,} follow it)",
-        )
     exact = not any(p.count_dtype for e in header.elements for p in e.properties)
     last_row = next((size for e, size in zip(reversed(header.elements), reversed(sizes)) if e.count), 0)
-    if exact and last_row and available - needed >= last_row:
-        raise GeometryError(
-            path,
-            f"corrupt PLY data: {available - needed:,} bytes follow the data the header declares (a count too low?)",
-        )
+    check_size(path, "PLY", needed, available, last_row if exact else None, at_least=not exact)
 
 
 def read_ply(

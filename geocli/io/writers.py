@@ -68,8 +68,13 @@ PALETTE = np.array(
 )
 
 
+UNLABELLED_COLOR = (80, 80, 80)  # a scene's points in no object (``--clusters``: label -1), dark grey
+
+
 def label_colors(labels: np.ndarray) -> np.ndarray:
-    return PALETTE[np.asarray(labels) % len(PALETTE)]
+    """Each label's colour from :data:`PALETTE`; :data:`UNLABELLED_COLOR` for -1 (no label)."""
+    labels = np.asarray(labels)
+    return np.where((labels < 0)[..., None], np.array(UNLABELLED_COLOR, dtype=np.uint8), PALETTE[labels % len(PALETTE)])
 
 
 @dataclass(frozen=True)
@@ -202,10 +207,14 @@ def _ply_element(name: str, columns: Mapping[str, np.ndarray], faces: np.ndarray
     return [f"element {name} {count}", *lines], records.tobytes()
 
 
-def _labelled_columns(labels: np.ndarray, scores: np.ndarray | None) -> dict[str, np.ndarray]:
-    """A label, its colour from :data:`PALETTE` and, when given, its score."""
+def _labelled_columns(
+    labels: np.ndarray, scores: np.ndarray | None, instances: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """A label, its colour from :data:`PALETTE` and, when given, its object's instance id and its score."""
     colors = label_colors(labels)
     columns = {"label": np.asarray(labels, dtype=np.int32), **dict(zip(("red", "green", "blue"), colors.T))}
+    if instances is not None:
+        columns["instance"] = np.asarray(instances, dtype=np.int32)
     return columns if scores is None else {**columns, "score": np.asarray(scores, dtype=np.float32)}
 
 
@@ -221,9 +230,12 @@ def write_labeled(
     attributes: Mapping[str, np.ndarray] | None = None,
     legend: Legend | None = None,
     las_source: str | None = None,
+    instances: np.ndarray | None = None,
 ) -> None:
     """Write labelled points (and, for PLY, an optional labelled mesh) atomically to ``path``.
 
+    ``instances``, each point's object in a scene (``--clusters``; -1, with label -1: in none), go
+    on after the label (PLY property, CSV and NPY column, LAS extra dimension ``instance``).
     ``attributes`` (:func:`input_attributes`) go on as PLY properties and LAS extra dimensions;
     ``legend`` names the model and the labels' parts; ``las_source``, a LAS/LAZ input, is the
     file a LAS/LAZ output copies, with its header and every dimension (:func:`write_las`).
@@ -242,10 +254,11 @@ def write_labeled(
             classes=classes,
             source=las_source,
             compress=fmt == "laz",
+            instances=instances,
         )
         return
     if fmt == "ply":
-        vertex = {**dict(zip("xyz", compact_floats(points).T)), **_labelled_columns(labels, scores)}
+        vertex = {**dict(zip("xyz", compact_floats(points).T)), **_labelled_columns(labels, scores, instances)}
         for name, values in attributes.items():  # one by one: each name is free of those before it
             vertex[free_name(name, vertex)] = compact_floats(values)
         face_values = {} if face_labels is None else _labelled_columns(face_labels, None)
@@ -256,23 +269,34 @@ def write_labeled(
         return
     if fmt == "npy":
         columns = [points, np.asarray(labels, dtype=np.float64)[:, None]]
+        if instances is not None:
+            columns.append(np.asarray(instances, dtype=np.float64)[:, None])
         if scores is not None:
             columns.append(np.asarray(scores, dtype=np.float64)[:, None])
         with atomic_write(path) as handle:
             np.save(handle, np.hstack(columns), allow_pickle=False)
         return
-    _write_csv(path, points, labels, scores, legend)
+    _write_csv(path, points, labels, scores, legend, instances)
 
 
 def _write_csv(
-    path: str | os.PathLike, points: np.ndarray, labels: np.ndarray, scores: np.ndarray | None, legend: Legend | None
+    path: str | os.PathLike,
+    points: np.ndarray,
+    labels: np.ndarray,
+    scores: np.ndarray | None,
+    legend: Legend | None,
+    instances: np.ndarray | None,
 ) -> None:
-    """x, y, z (:func:`decimal_strings`), label, ``part`` (with a legend) and ``score`` (with scores)."""
+    """x, y, z (:func:`decimal_strings`), label, ``part`` (with a legend; empty for label -1), ``instance``
+    (with instances) and ``score`` (with scores)."""
     labels = np.asarray(labels, dtype=np.int64)
     header, columns = ["x", "y", "z", "label"], [*map(decimal_strings, points.T), labels.tolist()]
     if legend is not None:
         header.append("part")
-        columns.append([legend.classes[label] for label in labels.tolist()])
+        columns.append([legend.classes[label] if label >= 0 else "" for label in labels.tolist()])
+    if instances is not None:
+        header.append("instance")
+        columns.append(np.asarray(instances, dtype=np.int64).tolist())
     if scores is not None:
         header.append("score")
         columns.append(decimal_strings(np.asarray(scores, dtype=np.float32)))
@@ -291,9 +315,11 @@ def write_segmentation(
     scores: np.ndarray | None = None,
     face_labels: np.ndarray | None = None,
     legend: Legend | None = None,
+    instances: np.ndarray | None = None,
 ) -> None:
     """Write one input's labels beside everything it holds: its points and attributes, its faces when
-    ``face_labels`` are given, and, for a LAS/LAZ input written as LAS/LAZ, the input file itself."""
+    ``face_labels`` are given, and, for a LAS/LAZ input written as LAS/LAZ, the input file itself;
+    ``instances`` as in :func:`write_labeled`."""
     las_source = geometry.path if Path(geometry.path).suffix.lower() in LAS_EXTENSIONS else None
     write_labeled(
         path,
@@ -306,6 +332,7 @@ def write_segmentation(
         attributes=input_attributes(geometry),
         legend=legend,
         las_source=las_source,
+        instances=instances,
     )
 
 

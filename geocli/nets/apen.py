@@ -20,7 +20,7 @@ Departures from the paper, which ships code for DFaust segmentation only:
   EM by implicit differentiation. Here the partition stays at Q_simple and the
   second level is global frame averaging over part tokens, so all preprocessing
   depends only on the cloud and is cached like the other families' frames.
-* Each part's axis signs are fixed by TinvNN's rule (:func:`geocli.nets.tinvnn.axis_signs`)
+* Each part's axis signs are fixed by TinvNN's rule (:func:`geocli.geometry.frames.axis_signs`)
   instead of averaged over the 8 sign views. Averaging is exact but must be trained
   as it is used: 8 backbone passes per part in every training step. Trained on one
   random view per step and averaged only at inference, the network met at inference
@@ -42,7 +42,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from geocli.geometry.frames import O3_SIGNS, centre_and_scale, principal_axes
+from geocli.geometry.frames import O3_SIGNS, axis_signs, centre_and_scale, principal_axes, random_sign_views
 from geocli.nets.backbone import (
     ClassifierHead,
     EdgeTrunk,
@@ -52,7 +52,6 @@ from geocli.nets.backbone import (
     layers,
 )
 from geocli.nets.registry import Network
-from geocli.nets.tinvnn import axis_signs
 from geocli.ops import farthest_point_sample, gather, knn
 
 MIN_PART_POINTS = 4  # fewer points give no stable frame; such parts use the cloud's
@@ -249,7 +248,7 @@ class APEN(nn.Module):
         ignored, since every frame would undo them.
         """
         signs = self.signs.cpu()
-        cloud_signs = signs[torch.randint(len(signs), (len(scale),), generator=generator)].unsqueeze(1) * scale
+        cloud_signs = random_sign_views(signs, len(scale), generator).unsqueeze(1) * scale
         out = {**batch, "local": batch["local"] * scale + noise, "tokens": batch["tokens"] * cloud_signs}
         if "canonical" in batch:
             out["canonical"] = batch["canonical"] * cloud_signs + noise

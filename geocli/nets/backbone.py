@@ -18,7 +18,7 @@ from itertools import pairwise
 import torch
 from torch import Tensor, nn
 
-from geocli.ops import gather_max, gather_neighbors
+from geocli.ops import gather_max, gather_neighbors, norm_leaky_relu, norm_leaky_relu_max
 
 
 class ChannelNorm(nn.BatchNorm1d):
@@ -28,13 +28,47 @@ class ChannelNorm(nn.BatchNorm1d):
         return super().forward(x.reshape(-1, x.shape[-1])).reshape(x.shape)
 
 
-def norm_act(channels: int) -> nn.Sequential:
-    return nn.Sequential(ChannelNorm(channels), nn.LeakyReLU(0.2))
+class Layers(nn.Sequential):
+    """``nn.Sequential`` whose ChannelNorm + LeakyReLU pairs run as one fused op.
+
+    The modules, and so the state-dict keys of every checkpoint, are those of a plain
+    Sequential; only the forward differs, handing each pair to
+    :func:`geocli.ops.norm_leaky_relu` (a compiled kernel on the CPU, the two modules
+    elsewhere).
+    """
+
+    def forward(self, x: Tensor) -> Tensor:  # noqa: D102
+        return self._run(list(self), x)
+
+    def max_over_neighbors(self, x: Tensor) -> Tensor:
+        """``self(x).max(dim=-2).values`` for (..., k, C) inputs, with a final norm and
+        activation applied after the max (:func:`geocli.ops.norm_leaky_relu_max`)."""
+        *body, norm, activation = list(self)
+        if not (isinstance(norm, ChannelNorm) and isinstance(activation, nn.LeakyReLU)):
+            return self(x).max(dim=-2).values
+        return norm_leaky_relu_max(self._run(body, x), norm, activation.negative_slope)
+
+    @staticmethod
+    def _run(modules: list[nn.Module], x: Tensor) -> Tensor:
+        i = 0
+        while i < len(modules):
+            module, following = modules[i], modules[i + 1] if i + 1 < len(modules) else None
+            if isinstance(module, ChannelNorm) and isinstance(following, nn.LeakyReLU):
+                x = norm_leaky_relu(x, module, following.negative_slope)
+                i += 2
+            else:
+                x = module(x)
+                i += 1
+        return x
 
 
-def layers(*widths: int) -> nn.Sequential:
+def norm_act(channels: int) -> Layers:
+    return Layers(ChannelNorm(channels), nn.LeakyReLU(0.2))
+
+
+def layers(*widths: int) -> Layers:
     """Linear (no bias: a norm follows), norm and activation for each consecutive pair of widths."""
-    return nn.Sequential(*(m for a, b in pairwise(widths) for m in (nn.Linear(a, b, bias=False), *norm_act(b))))
+    return Layers(*(m for a, b in pairwise(widths) for m in (nn.Linear(a, b, bias=False), *norm_act(b))))
 
 
 class LocalGeometry(nn.Module):
@@ -144,7 +178,7 @@ class ClassifierHead(nn.Module):
 
     def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.5) -> None:
         super().__init__()
-        self.mlp = nn.Sequential(
+        self.mlp = Layers(
             nn.Linear(in_channels, 512, bias=False),
             norm_act(512),
             nn.Dropout(dropout),
@@ -169,7 +203,7 @@ class SegmentationHead(nn.Module):
         super().__init__()
         self.point = nn.Linear(point_channels, 256, bias=False)
         self.shape = nn.Linear(global_channels, 256, bias=False)
-        self.mlp = nn.Sequential(
+        self.mlp = Layers(
             norm_act(256),
             nn.Dropout(dropout),
             nn.Linear(256, 128, bias=False),

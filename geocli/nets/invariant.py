@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from geocli.geometry.frames import random_sign_views
 from geocli.nets.backbone import ClassifierHead, EdgeTrunk, SegmentationHead, TrunkConfig
 from geocli.ops import knn
 
@@ -99,7 +100,7 @@ class InvariantNet(nn.Module):
         network the frames that noise and near-equal variances give at inference.
         """
         signs = self.frontend.signs.cpu()
-        view = signs[torch.randint(len(signs), (len(scale),), generator=generator)]
+        view = random_sign_views(signs, len(scale), generator)
         turned = (batch["canonical"] * view[:, None, :] * scale) @ rotations.transpose(-1, -2)
         return {**batch, "canonical": turned + noise}
 

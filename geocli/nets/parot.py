@@ -44,7 +44,7 @@ from torch import Tensor, nn
 
 from geocli.geometry.frames import centre_and_scale
 from geocli.geometry.rotations import random_so3
-from geocli.nets.backbone import ClassifierHead, layers, norm_act
+from geocli.nets.backbone import ClassifierHead, Layers, layers, norm_act
 from geocli.nets.registry import Network
 from geocli.ops import farthest_point_sample, gather, gather_neighbors, knn
 
@@ -98,7 +98,7 @@ class Disentangle(nn.Module):
 
     def forward(self, patches: Tensor) -> tuple[Tensor, Tensor]:
         """(...,k,3) centred patches -> descriptors (...,dim) and directions (...,2,3)."""
-        pooled = self.encoder(patches).max(dim=-2).values
+        pooled = self.encoder.max_over_neighbors(patches)
         directions = torch.stack([F.normalize(head(pooled), dim=-1) for head in self.directions], dim=-2)
         return self.invariant(pooled), directions
 
@@ -153,7 +153,7 @@ class IntraScale(nn.Module):
         self.pose = layers(POSE_CHANNELS, 32)
         self.descriptor = nn.Linear(dim, 2 * dim, bias=False)
         self.combine = nn.Linear(32, dim, bias=False)
-        self.mlp = nn.Sequential(*norm_act(dim), *layers(dim, dim, dim))
+        self.mlp = Layers(*norm_act(dim), *layers(dim, dim, dim))
 
     def forward(self, descriptors: Tensor, frames: Tensor, centres: Tensor, graph: Tensor) -> Tensor:
         """(B,S,dim) descriptors, (B,S,3,3) frames, (B,S,3) centres, (B,S,k) graph -> (B,S,dim)."""
@@ -172,7 +172,7 @@ class IntraScale(nn.Module):
         # W [g_j, g_j - g_i] == (W1 + W2) g_j - W2 g_i: one GEMM on patches, a gather for edges
         neighbour_part, centre_part = self.descriptor(descriptors).split(self.dim, dim=-1)
         edges = gather_neighbors(neighbour_part, graph) - centre_part.unsqueeze(2) + self.combine(self.pose(pose))
-        return self.mlp(edges).max(dim=2).values
+        return self.mlp.max_over_neighbors(edges)
 
 
 class PatchEncoder(nn.Module):
@@ -228,7 +228,7 @@ class PoseEmbedding(nn.Module):
         self.pose = layers(POSE_CHANNELS, 32)
         self.first = nn.Linear(2 * dim + 32, widths[0], bias=False)
         self.shape = nn.Linear(shape_channels, widths[0], bias=False) if shape_channels else None
-        self.mlp = nn.Sequential(*norm_act(widths[0]), *layers(*widths))
+        self.mlp = Layers(*norm_act(widths[0]), *layers(*widths))
 
     def forward(self, features: Tensor, pose: Tensor, shape: Tensor | None = None) -> Tensor:  # noqa: D102
         h = self.first(torch.cat([features, self.pose(pose)], dim=-1))
@@ -250,7 +250,7 @@ class Propagation(nn.Module):
         self.position = layers(7, 32)
         self.feature = nn.Linear(in_channels, widths[0], bias=False)
         self.combine = nn.Linear(32, widths[0], bias=False)
-        self.mlp = nn.Sequential(*norm_act(widths[0]), *layers(*widths))
+        self.mlp = Layers(*norm_act(widths[0]), *layers(*widths))
 
     def forward(self, points: Tensor, nearest: Tensor, encoded: dict[str, Tensor], features: Tensor) -> Tensor:
         """(B,N,3) points, (B,N,p) nearest centres, centre features (B,S,C) -> (B,N,widths[-1])."""
@@ -284,7 +284,7 @@ class PaRot(nn.Module):
         else:
             self.root = PoseEmbedding(config.dim, (256, 256), shape_channels=config.embedding)
             self.propagation = Propagation(256, (256, 128, 128))
-            self.head = nn.Sequential(
+            self.head = Layers(
                 *layers(128, 128), nn.Dropout(config.dropout), *layers(128, 128), nn.Linear(128, num_classes)
             )
         self._auxiliary = torch.zeros(())

@@ -19,11 +19,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from geocli.geometry.frames import canonical_coordinates, centre_and_scale
+from geocli.geometry.frames import axis_signs, canonical_coordinates, centre_and_scale
 from geocli.nets.invariant import Frontend, edge_network
 from geocli.nets.registry import Network
-
-SKEW_TOLERANCE = 1e-3
 
 
 def classical_mds(points: Tensor, dims: int = 3) -> Tensor:
@@ -36,26 +34,6 @@ def classical_mds(points: Tensor, dims: int = 3) -> Tensor:
     values, vectors = torch.linalg.eigh(gram)
     values, vectors = values.flip(-1)[..., :dims], vectors.flip(-1)[..., :dims]
     return (vectors * values.clamp_min(0).sqrt().unsqueeze(-2)).to(points.dtype)
-
-
-def axis_signs(coordinates: Tensor, weights: Tensor | None = None) -> Tensor:
-    """(B,3) signs that skew each axis of centred (B,N,3) coordinates towards its positive side.
-
-    The third moment ``sum y^3`` changes sign with the axis, so requiring it positive
-    fixes the sign for any shape that is not mirror-symmetric across that axis. For
-    (nearly) mirror-symmetric axes, where noise would decide, the sign is taken from
-    ``sum y * |x|^2`` (a different odd moment) and only then left as computed.
-    ``weights`` (B,N), summing to 1 per cloud, confine the rule to a part of each
-    cloud (APEN's per-part frames); the other points are ignored.
-    """
-    members = torch.ones_like(coordinates[..., 0]) if weights is None else (weights > 0).to(coordinates.dtype)
-    weights = members / coordinates.shape[-2] if weights is None else weights.to(coordinates.dtype)
-    scale = (coordinates.norm(dim=-1) * members).amax(dim=-1, keepdim=True).clamp_min(1e-12)  # (B,1)
-    y = coordinates / scale.unsqueeze(-1)
-    skew = (y.pow(3) * weights.unsqueeze(-1)).sum(-2)
-    fallback = (y * y.square().sum(-1, keepdim=True) * weights.unsqueeze(-1)).sum(-2)
-    key = torch.where(skew.abs() > SKEW_TOLERANCE, skew, fallback)
-    return torch.where(key < 0, -1.0, 1.0).to(coordinates.dtype)
 
 
 def sign_rule(coordinates: Tensor) -> Tensor:

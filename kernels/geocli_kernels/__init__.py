@@ -1,5 +1,25 @@
-"""Compiled CPU kernels for geocli; used through :mod:`geocli.ops.gather_max`, never directly."""
+"""Compiled CPU kernels for geocli; used through :mod:`geocli.ops`, never directly."""
 
-from geocli_kernels._C import ABI, farthest_point_sample, gather_max_backward, gather_max_forward
+from geocli_kernels._C import (
+    ABI,
+    channel_moments,
+    farthest_point_sample,
+    gather_max_backward,
+    gather_max_forward,
+    norm_act_backward,
+    norm_act_forward,
+    signed_max_backward,
+    signed_max_forward,
+)
 
-__all__ = ["ABI", "farthest_point_sample", "gather_max_backward", "gather_max_forward"]
+__all__ = [
+    "ABI",
+    "channel_moments",
+    "farthest_point_sample",
+    "gather_max_backward",
+    "gather_max_forward",
+    "norm_act_backward",
+    "norm_act_forward",
+    "signed_max_backward",
+    "signed_max_forward",
+]

@@ -1,4 +1,5 @@
-// CPU kernels of geocli's point networks: the fused neighbour max and farthest point sampling.
+// CPU kernels of geocli's point networks: the fused neighbour max, farthest point sampling,
+// batch norm fused with its leaky ReLU, and that norm and activation taken after a max.
 //
 // Fused neighbour max: out[b,i,c] = max_j f[b, nbr[b,i,j], c].
 //
@@ -17,8 +18,8 @@
 // output rows; the backward splits (batch, channel block) pairs, so no two threads ever
 // write the same gradient element and no atomics are needed.
 //
-// Machine code: the hot loops are compiled for AVX-512, AVX2 and baseline x86-64 and
-// chosen at load time (GCC target_clones), so a build made on one machine runs on
+// Machine code: the hot loops are compiled for x86-64-v4 (AVX-512 with 16-bit lanes),
+// x86-64-v3 (AVX2) and baseline x86-64 and chosen at load time (GCC target_clones), so a build made on one machine runs on
 // another.
 
 #include <torch/extension.h>
@@ -29,6 +30,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 namespace {
@@ -36,13 +38,42 @@ namespace {
 constexpr int64_t kChannelBlock = 64;
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define GEOCLI_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define GEOCLI_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define GEOCLI_CLONES
 #endif
 
+// bfloat16 values are handled as their bits (uint16_t) in the norm kernels, and converted
+// with plain bit operations, so that the compiler vectorises the loops around them
+// (c10's conversions and class type are not). bfloat16 -> float is exact; float ->
+// bfloat16 rounds to nearest even and keeps NaN a NaN, as c10 does.
 inline float as_float(float v) { return v; }
-inline float as_float(c10::BFloat16 v) { return static_cast<float>(v); }
+inline float as_float(uint16_t bits) {
+    const uint32_t widened = static_cast<uint32_t>(bits) << 16;
+    float f;
+    std::memcpy(&f, &widened, sizeof f);
+    return f;
+}
+inline float as_float(c10::BFloat16 v) { return as_float(v.x); }
+
+template <typename T>
+inline T from_float(float f);
+template <>
+inline float from_float<float>(float f) { return f; }
+template <>
+inline uint16_t from_float<uint16_t>(float f) {
+    const uint32_t bits = __builtin_bit_cast(uint32_t, f);
+    const uint32_t rounded = (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;
+    return static_cast<uint16_t>((bits & 0x7FFFFFFFu) > 0x7F800000u ? 0x7FC0u : rounded);
+}
+
+// A float32 or bfloat16 tensor's data as float or as bfloat16 bits.
+template <typename T>
+inline T* data(const torch::Tensor& t);
+template <>
+inline float* data<float>(const torch::Tensor& t) { return t.data_ptr<float>(); }
+template <>
+inline uint16_t* data<uint16_t>(const torch::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<c10::BFloat16>()); }
 
 // One output row: running max over the K neighbour rows, channel by channel.
 template <typename T>
@@ -217,12 +248,319 @@ torch::Tensor farthest_point_sample(torch::Tensor points, int64_t n, torch::Tens
     return out;
 }
 
+// Batch norm (batch statistics or given ones) fused with the leaky ReLU that always follows it.
+//
+// Every layer of geocli's networks is Linear -> BatchNorm -> LeakyReLU over a (rows, C)
+// channels-last tensor, and on a CPU the two elementwise modules cost more than the
+// matrix product: torch runs the statistics, the normalisation and the activation as
+// separate passes, each writing a full tensor, and as many again backwards. Here the
+// forward reads x twice (statistics, then y = leaky(x * scale + shift)) and writes y
+// once; the backward reads x and dy twice (two per-channel sums, then dx) and writes dx
+// once. Nothing else of size rows x C is kept: the activation's side is recomputed from
+// x, with the very expression of the forward, so forward and backward always agree.
+//
+// Sums are taken per chunk of kRows rows in float32 (the chunk is in cache, so the
+// variance is a true second pass over it) and chunks are merged in double, in chunk
+// order (Chan et al.'s pairwise update): results do not depend on the thread count.
+
+constexpr int64_t kRows = 256;
+
+template <typename T>
+GEOCLI_CLONES void chunk_moments(const T* __restrict__ x, int64_t rows, int64_t C, float* __restrict__ mean,
+                                 float* __restrict__ m2) {
+    for (int64_t c = 0; c < C; ++c) mean[c] = 0.0f, m2[c] = 0.0f;
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < C; ++c) mean[c] += as_float(x[r * C + c]);
+    const float inv = 1.0f / static_cast<float>(rows);
+    for (int64_t c = 0; c < C; ++c) mean[c] *= inv;
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < C; ++c) {
+            const float d = as_float(x[r * C + c]) - mean[c];
+            m2[c] += d * d;
+        }
+}
+
+template <typename T>
+void moments_impl(const torch::Tensor& x, torch::Tensor& mean_out, torch::Tensor& var_out) {
+    const int64_t R = x.size(0), C = x.size(1), chunks = (R + kRows - 1) / kRows;
+    std::vector<float> means(chunks * C), m2s(chunks * C);
+    const T* p = data<T>(x);
+    at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t t = begin; t < end; ++t)
+            chunk_moments<T>(p + t * kRows * C, std::min(kRows, R - t * kRows), C, &means[t * C], &m2s[t * C]);
+    });
+    float* mean = mean_out.data_ptr<float>();
+    float* var = var_out.data_ptr<float>();
+    for (int64_t c = 0; c < C; ++c) {
+        double n = 0.0, mu = 0.0, m2 = 0.0;
+        for (int64_t t = 0; t < chunks; ++t) {
+            const double nb = static_cast<double>(std::min(kRows, R - t * kRows));
+            const double delta = means[t * C + c] - mu, total = n + nb;
+            mu += delta * nb / total;
+            m2 += m2s[t * C + c] + delta * delta * n * nb / total;
+            n = total;
+        }
+        mean[c] = static_cast<float>(mu);
+        var[c] = static_cast<float>(m2 / n);  // biased, as batch norm normalises with
+    }
+}
+
+// Per-channel mean and biased variance of a (rows, C) tensor, in float32.
+std::vector<torch::Tensor> channel_moments(torch::Tensor x) {
+    TORCH_CHECK(x.device().is_cpu() && x.dim() == 2 && x.size(0) >= 1, "channel_moments: (rows >= 1, C) CPU tensor expected");
+    TORCH_CHECK(x.scalar_type() == torch::kFloat32 || x.scalar_type() == torch::kBFloat16,
+                "channel_moments: float32 or bfloat16 expected");
+    x = x.contiguous();
+    auto mean = torch::empty({x.size(1)}, x.options().dtype(torch::kFloat32));
+    auto var = torch::empty_like(mean);
+    if (x.scalar_type() == torch::kFloat32) moments_impl<float>(x, mean, var);
+    else moments_impl<uint16_t>(x, mean, var);
+    return {mean, var};
+}
+
+template <typename T>
+GEOCLI_CLONES void apply_rows(const T* __restrict__ x, T* __restrict__ y, int64_t rows, int64_t C,
+                              const float* __restrict__ scale, const float* __restrict__ shift, float slope) {
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < C; ++c) {
+            const float pre = as_float(x[r * C + c]) * scale[c] + shift[c];
+            // leaky ReLU without a branch (AVX2 vectorises it): exactly pre, or exactly pre * slope
+            y[r * C + c] = from_float<T>(std::max(pre, 0.0f) + slope * std::min(pre, 0.0f));
+        }
+}
+
+// y = leaky_relu(x * scale + shift, slope), channel-wise; scale and shift fold the norm's statistics and affine.
+torch::Tensor norm_act_forward(torch::Tensor x, torch::Tensor scale, torch::Tensor shift, double slope) {
+    TORCH_CHECK(x.device().is_cpu() && x.dim() == 2, "norm_act_forward: (rows, C) CPU tensor expected");
+    TORCH_CHECK(x.scalar_type() == torch::kFloat32 || x.scalar_type() == torch::kBFloat16,
+                "norm_act_forward: float32 or bfloat16 expected");
+    TORCH_CHECK(scale.scalar_type() == torch::kFloat32 && shift.scalar_type() == torch::kFloat32 &&
+                scale.numel() == x.size(1) && shift.numel() == x.size(1), "norm_act_forward: float32 (C,) scale and shift");
+    x = x.contiguous();
+    scale = scale.contiguous();
+    shift = shift.contiguous();
+    auto y = torch::empty_like(x);
+    const int64_t R = x.size(0), C = x.size(1), chunks = (R + kRows - 1) / kRows;
+    const float* sc = scale.data_ptr<float>();
+    const float* sh = shift.data_ptr<float>();
+    const float s = static_cast<float>(slope);
+    at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t t = begin; t < end; ++t) {
+            const int64_t rows = std::min(kRows, R - t * kRows);
+            if (x.scalar_type() == torch::kFloat32)
+                apply_rows<float>(x.data_ptr<float>() + t * kRows * C, y.data_ptr<float>() + t * kRows * C, rows, C, sc, sh, s);
+            else
+                apply_rows<uint16_t>(data<uint16_t>(x) + t * kRows * C, data<uint16_t>(y) + t * kRows * C, rows, C, sc, sh, s);
+        }
+    });
+    return y;
+}
+
+// The activation's gradient, recomputed from x exactly as the forward decided it.
+template <typename T>
+inline float act_grad(const T* __restrict__ x, const T* __restrict__ dy, int64_t i, float sc, float sh, float slope) {
+    const float positive = static_cast<float>(as_float(x[i]) * sc + sh > 0.0f);  // 1 or 0, without a branch
+    return as_float(dy[i]) * (positive + (1.0f - positive) * slope);
+}
+
+template <typename T>
+GEOCLI_CLONES void chunk_grad_sums(const T* __restrict__ x, const T* __restrict__ dy, int64_t rows, int64_t C,
+                                   const float* __restrict__ scale, const float* __restrict__ shift,
+                                   const float* __restrict__ mean, float slope, float* __restrict__ sum_g,
+                                   float* __restrict__ sum_gx) {
+    for (int64_t c = 0; c < C; ++c) sum_g[c] = 0.0f, sum_gx[c] = 0.0f;
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < C; ++c) {
+            const float g = act_grad<T>(x, dy, r * C + c, scale[c], shift[c], slope);
+            sum_g[c] += g;
+            sum_gx[c] += g * (as_float(x[r * C + c]) - mean[c]);
+        }
+}
+
+template <typename T>
+GEOCLI_CLONES void chunk_dx(const T* __restrict__ x, const T* __restrict__ dy, T* __restrict__ dx, int64_t rows, int64_t C,
+                            const float* __restrict__ scale, const float* __restrict__ shift,
+                            const float* __restrict__ mean, const float* __restrict__ a, const float* __restrict__ b,
+                            float slope) {
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < C; ++c) {
+            const float g = act_grad<T>(x, dy, r * C + c, scale[c], shift[c], slope);
+            dx[r * C + c] = from_float<T>(scale[c] * (g - a[c] - (as_float(x[r * C + c]) - mean[c]) * b[c]));
+        }
+}
+
+template <typename T>
+void backward_stats_impl(const torch::Tensor& dy, const torch::Tensor& x, const float* scale, const float* shift,
+                         const float* mean, float slope, std::vector<double>& sum_g, std::vector<double>& sum_gx) {
+    const int64_t R = x.size(0), C = x.size(1), chunks = (R + kRows - 1) / kRows;
+    std::vector<float> g(chunks * C), gx(chunks * C);
+    const T* px = data<T>(x);
+    const T* pd = data<T>(dy);
+    at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t t = begin; t < end; ++t)
+            chunk_grad_sums<T>(px + t * kRows * C, pd + t * kRows * C, std::min(kRows, R - t * kRows), C, scale, shift, mean,
+                               slope, &g[t * C], &gx[t * C]);
+    });
+    for (int64_t t = 0; t < chunks; ++t)
+        for (int64_t c = 0; c < C; ++c) sum_g[c] += g[t * C + c], sum_gx[c] += gx[t * C + c];
+}
+
+template <typename T>
+void backward_dx_impl(const torch::Tensor& dy, const torch::Tensor& x, torch::Tensor& dx, const float* scale, const float* shift,
+                      const float* mean, const float* a, const float* b, float slope) {
+    const int64_t R = x.size(0), C = x.size(1), chunks = (R + kRows - 1) / kRows;
+    at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t t = begin; t < end; ++t)
+            chunk_dx<T>(data<T>(x) + t * kRows * C, data<T>(dy) + t * kRows * C, data<T>(dx) + t * kRows * C,
+                        std::min(kRows, R - t * kRows), C, scale, shift, mean, a, b, slope);
+    });
+}
+
+// Gradients of y = leaky(w * (x - mean) * invstd + bias) with batch statistics (mean, invstd of x itself):
+// returns dx, dweight, dbias. With batch_stats false the statistics are constants (running ones).
+std::vector<torch::Tensor> norm_act_backward(torch::Tensor dy, torch::Tensor x, torch::Tensor mean, torch::Tensor invstd,
+                                             torch::Tensor weight, torch::Tensor bias, double slope, bool batch_stats) {
+    TORCH_CHECK(dy.sizes() == x.sizes() && x.dim() == 2 && dy.scalar_type() == x.scalar_type(), "norm_act_backward: shapes differ");
+    TORCH_CHECK(x.scalar_type() == torch::kFloat32 || x.scalar_type() == torch::kBFloat16,
+                "norm_act_backward: float32 or bfloat16 expected");
+    x = x.contiguous();
+    dy = dy.contiguous();
+    const int64_t R = x.size(0), C = x.size(1);
+    auto f32 = [](const torch::Tensor& t) { return t.to(torch::kFloat32).contiguous(); };
+    mean = f32(mean);
+    invstd = f32(invstd);
+    weight = f32(weight);
+    bias = f32(bias);
+    auto scale = weight * invstd;
+    auto shift = bias - mean * scale;
+    const float* sc = scale.data_ptr<float>();
+    const float* sh = shift.data_ptr<float>();
+    const float* mu = mean.data_ptr<float>();
+    const float s = static_cast<float>(slope);
+    std::vector<double> sum_g(C, 0.0), sum_gx(C, 0.0);
+    if (x.scalar_type() == torch::kFloat32) backward_stats_impl<float>(dy, x, sc, sh, mu, s, sum_g, sum_gx);
+    else backward_stats_impl<uint16_t>(dy, x, sc, sh, mu, s, sum_g, sum_gx);
+    auto dweight = torch::empty({C}, mean.options());
+    auto dbias = torch::empty({C}, mean.options());
+    auto a = torch::zeros({C}, mean.options());
+    auto b = torch::zeros({C}, mean.options());
+    const float* is = invstd.data_ptr<float>();
+    for (int64_t c = 0; c < C; ++c) {
+        dweight.data_ptr<float>()[c] = static_cast<float>(sum_gx[c] * is[c]);
+        dbias.data_ptr<float>()[c] = static_cast<float>(sum_g[c]);
+        if (batch_stats) {  // the statistics' own gradient: dx = scale * (g - mean(g) - (x - mean) * invstd^2 * mean(g (x - mean)))
+            a.data_ptr<float>()[c] = static_cast<float>(sum_g[c] / R);
+            b.data_ptr<float>()[c] = static_cast<float>(sum_gx[c] / R * is[c] * is[c]);
+        }
+    }
+    auto dx = torch::empty_like(x);
+    if (x.scalar_type() == torch::kFloat32)
+        backward_dx_impl<float>(dy, x, dx, sc, sh, mu, a.data_ptr<float>(), b.data_ptr<float>(), s);
+    else
+        backward_dx_impl<uint16_t>(dy, x, dx, sc, sh, mu, a.data_ptr<float>(), b.data_ptr<float>(), s);
+    return {dx, dweight, dbias};
+}
+
+// The max over a neighbour axis of a norm + leaky ReLU: max_k leaky(scale * z + shift).
+//
+// The activation after an affine map is monotone in z: non-decreasing where the
+// channel's scale is >= 0, non-increasing where it is negative. So the max over k of
+// the activated values is the activated max (or min) of z, and the norm and activation
+// run on the pooled rows, k times fewer. These kernels pick, per group and channel, the
+// max of sign * z (first one on ties, NaN propagating) and, backwards, spread a
+// gradient: dz = a + b * (z - mean) everywhere (the batch statistics' share, zero with
+// fixed statistics) plus the pooled row's own gradient at the picked element.
+
+template <typename T>
+GEOCLI_CLONES void select_group(const T* __restrict__ z, int64_t K, int64_t C, const float* __restrict__ sign,
+                                float* __restrict__ best, int32_t* __restrict__ arg) {
+    for (int64_t c = 0; c < C; ++c) best[c] = sign[c] * as_float(z[c]), arg[c] = 0;
+    for (int64_t kk = 1; kk < K; ++kk)
+        for (int64_t c = 0; c < C; ++c) {
+            const float v = sign[c] * as_float(z[kk * C + c]);
+            const float b = best[c];
+            const bool take = (v > b) | ((v != v) & (b == b));
+            best[c] = take ? v : b;
+            arg[c] = take ? static_cast<int32_t>(kk) : arg[c];
+        }
+    for (int64_t c = 0; c < C; ++c) best[c] *= sign[c];
+}
+
+template <typename T>
+GEOCLI_CLONES void spread_group(const T* __restrict__ z, const int32_t* __restrict__ arg, const float* __restrict__ picked,
+                                const float* __restrict__ mean, const float* __restrict__ a, const float* __restrict__ b,
+                                T* __restrict__ dz, int64_t K, int64_t C) {
+    for (int64_t kk = 0; kk < K; ++kk)
+        for (int64_t c = 0; c < C; ++c) {
+            const float own = static_cast<float>(arg[c] == kk) * picked[c];
+            dz[kk * C + c] = from_float<T>(a[c] + b[c] * (as_float(z[kk * C + c]) - mean[c]) + own);
+        }
+}
+
+// (G, K, C) values and a (C,) scale -> the picked values (G, C) float32 and their index in K (int32).
+std::vector<torch::Tensor> signed_max_forward(torch::Tensor z, torch::Tensor scale) {
+    TORCH_CHECK(z.device().is_cpu() && z.dim() == 3 && z.size(1) >= 1, "signed_max: (G, K >= 1, C) CPU tensor expected");
+    TORCH_CHECK(z.scalar_type() == torch::kFloat32 || z.scalar_type() == torch::kBFloat16, "signed_max: float32 or bfloat16");
+    TORCH_CHECK(scale.scalar_type() == torch::kFloat32 && scale.numel() == z.size(2), "signed_max: float32 (C,) scale");
+    TORCH_CHECK(z.size(1) < (int64_t{1} << 31), "signed_max: too many rows per group");
+    z = z.contiguous();
+    const int64_t G = z.size(0), K = z.size(1), C = z.size(2);
+    auto sign = torch::where(scale < 0, -1.0, 1.0).to(torch::kFloat32).contiguous();
+    auto picked = torch::empty({G, C}, z.options().dtype(torch::kFloat32));
+    auto arg = torch::empty({G, C}, z.options().dtype(torch::kInt32));
+    const float* sg = sign.data_ptr<float>();
+    at::parallel_for(0, G, 16, [&](int64_t begin, int64_t end) {
+        for (int64_t g = begin; g < end; ++g) {
+            if (z.scalar_type() == torch::kFloat32)
+                select_group<float>(data<float>(z) + g * K * C, K, C, sg, picked.data_ptr<float>() + g * C, arg.data_ptr<int32_t>() + g * C);
+            else
+                select_group<uint16_t>(data<uint16_t>(z) + g * K * C, K, C, sg, picked.data_ptr<float>() + g * C,
+                                       arg.data_ptr<int32_t>() + g * C);
+        }
+    });
+    return {picked, arg};
+}
+
+// dz (G, K, C) in z's type: a + b * (z - mean), plus picked_grad at each group's picked element.
+torch::Tensor signed_max_backward(torch::Tensor z, torch::Tensor arg, torch::Tensor picked_grad, torch::Tensor mean,
+                                  torch::Tensor a, torch::Tensor b) {
+    TORCH_CHECK(z.dim() == 3 && arg.dim() == 2 && arg.size(0) == z.size(0) && arg.size(1) == z.size(2) &&
+                arg.scalar_type() == torch::kInt32 && picked_grad.sizes() == arg.sizes(), "signed_max_backward: shapes differ");
+    auto f32 = [](const torch::Tensor& t) { return t.to(torch::kFloat32).contiguous(); };
+    z = z.contiguous();
+    arg = arg.contiguous();
+    picked_grad = f32(picked_grad);
+    mean = f32(mean);
+    a = f32(a);
+    b = f32(b);
+    const int64_t G = z.size(0), K = z.size(1), C = z.size(2);
+    auto dz = torch::empty_like(z);
+    at::parallel_for(0, G, 16, [&](int64_t begin, int64_t end) {
+        for (int64_t g = begin; g < end; ++g) {
+            const int32_t* ag = arg.data_ptr<int32_t>() + g * C;
+            const float* pg = picked_grad.data_ptr<float>() + g * C;
+            if (z.scalar_type() == torch::kFloat32)
+                spread_group<float>(data<float>(z) + g * K * C, ag, pg, mean.data_ptr<float>(), a.data_ptr<float>(),
+                                    b.data_ptr<float>(), data<float>(dz) + g * K * C, K, C);
+            else
+                spread_group<uint16_t>(data<uint16_t>(z) + g * K * C, ag, pg, mean.data_ptr<float>(), a.data_ptr<float>(),
+                                       b.data_ptr<float>(), data<uint16_t>(dz) + g * K * C, K, C);
+        }
+    });
+    return dz;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     // Raised whenever a function's contract changes, so geocli can tell a stale build.
-    m.attr("ABI") = 2;
+    m.attr("ABI") = 3;
     m.def("gather_max_forward", &gather_max_forward, "max over gathered neighbour rows, with arg-max point indices");
     m.def("farthest_point_sample", &farthest_point_sample, "greedy FPS from given start indices, torch route's ties");
     m.def("gather_max_backward", &gather_max_backward, "gradient of gather_max_forward, added at the arg-max points");
+    m.def("channel_moments", &channel_moments, "per-channel mean and biased variance of a (rows, C) tensor");
+    m.def("norm_act_forward", &norm_act_forward, "leaky_relu(x * scale + shift), channel-wise");
+    m.def("norm_act_backward", &norm_act_backward, "gradients of batch norm fused with its leaky ReLU");
+    m.def("signed_max_forward", &signed_max_forward, "per group and channel, the max of sign(scale) * z over K");
+    m.def("signed_max_backward", &signed_max_backward, "gradient of a norm + activation taken after signed_max_forward");
 }
