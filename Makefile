@@ -29,7 +29,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+# Every figure of the README's performance table, in one run (benchmarks/results/<machine>.json);
+# then `$(PY) benchmarks/run.py --readme benchmarks/results/<machine>.json` puts it into README.md.
 bench: $(STAMP)
-	@set -e; for script in benchmarks/*.py; do \
-		echo "== $$script"; $(PY) $$script; \
-	done
+	$(PY) benchmarks/run.py

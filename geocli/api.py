@@ -25,6 +25,7 @@ from geocli.ensemble import Classifier, Ensemble, ensemble, members_of, model_na
 from geocli.geometry.quality import shape_warnings
 from geocli.geometry.resample import fps_resample, radius_stratified
 from geocli.geometry.sampling import normalize_unit_sphere, sample_surface
+from geocli.gpu import exact_float32, inference_batch_size
 from geocli.io import Geometry, GeometryError, read_geometry, validate_points
 from geocli.ops import farthest_point_sample, knn
 from geocli.parts import decode, part_categories
@@ -172,7 +173,8 @@ def fps_points(points: np.ndarray, n: int) -> np.ndarray:
 def predict_logits(model: LoadedModel, clouds: Tensor) -> Tensor:
     """Logits for (B,N,3) clouds after FPS to the model's input size."""
     device = next(model.net.parameters()).device
-    return model.net(fps_resample(clouds.to(device), model.input_points)).float().cpu()
+    with exact_float32(device):  # on CUDA: no autocast, no TF32 (see geocli.gpu)
+        return model.net(fps_resample(clouds.to(device), model.input_points)).float().cpu()
 
 
 @torch.no_grad()
@@ -203,7 +205,7 @@ def classify(
     *,
     top_k: int = 5,
     min_score: float | None = None,
-    batch_size: int = 16,
+    batch_size: int | None = None,
     device: str = "auto",
     seed: int = 0,
     max_points: int | None = None,
@@ -212,11 +214,42 @@ def classify(
     """Classify files or (N,3) arrays: one :class:`Prediction` per input, in input order, each as soon as known.
 
     A bad input yields a Prediction with ``error`` set. ``batch_size`` clouds go through the
-    network at a time, and ``workers`` threads read and prepare the next files meanwhile (0:
-    here, one after another; the results are the same): see :func:`geocli.pipeline.run`, the
-    loop :func:`segment` shares. ``list(classify(...))`` holds them all.
+    network at a time (by default 16 on a CPU, and on CUDA as many as fill half the free device
+    memory: :func:`geocli.gpu.inference_batch_size`), and ``workers`` threads read and prepare
+    the next files meanwhile (0: here, one after another; the results are the same): see
+    :func:`geocli.pipeline.run`, the loop :func:`segment` shares. ``list(classify(...))`` holds them all.
     """
     model = require_task(load_models(model, device) if isinstance(model, str | os.PathLike) else model, "classify")
+    batch_size = network_batch(model, batch_size)
+    read, sample = input_stages(model, seed, max_points)
+    network, failed = classify_stages(model, top_k, min_score)
+    return run(_named(inputs), read, sample, network, failed, batch_size=batch_size, workers=workers)
+
+
+def network_batch(model: Classifier, batch_size: int | None) -> int:
+    """``batch_size`` as given, or :func:`geocli.gpu.inference_batch_size` (of an ensemble: its least member's)."""
+    return batch_size or min(inference_batch_size(member) for member in members_of(model))
+
+
+classify_iter = classify  # its name while classify returned a list; code written against it keeps working
+
+Network = Callable[[list[Prepared[NetworkInput]]], list[Result]]
+"""The network stage of :func:`geocli.pipeline.run`: one result per prepared input of a batch, in order."""
+Failed = Callable[[Prepared[NetworkInput]], Result]
+"""The result of an input that could not be read or sampled."""
+
+
+def input_stages(
+    model: Classifier, seed: int, max_points: int | None
+) -> tuple[Callable[[Input, str], Geometry], Callable[[Geometry], NetworkInput]]:
+    """The stages every model shares before its network: read (:func:`as_geometry`), sample (:func:`prepare_input`)."""
+    return partial(as_geometry, max_points=max_points), partial(prepare_input, n=model.input_points, seed=seed)
+
+
+def classify_stages(
+    model: Classifier, top_k: int, min_score: float | None
+) -> tuple[Network[Prediction], Failed[Prediction]]:
+    """:func:`classify`'s network and failure stages, for :func:`geocli.pipeline.run` here or a worker elsewhere."""
 
     def network(batch: list[Prepared[NetworkInput]]) -> list[Prediction]:
         """The batch's predictions, after one network pass over its clouds."""
@@ -229,42 +262,7 @@ def classify(
             prediction.warnings = prepared.warnings
         return predictions
 
-    return _run(
-        inputs,
-        model,
-        network,
-        partial(Prediction, model=model.name),
-        batch_size=batch_size,
-        seed=seed,
-        max_points=max_points,
-        workers=workers,
-    )
-
-
-classify_iter = classify  # its name while classify returned a list; code written against it keeps working
-
-
-def _run(
-    inputs: Input | Iterable[Input],
-    model: Classifier,
-    network: Callable[[list[Prepared[NetworkInput]]], list[Result]],
-    failure: Callable[..., Result],
-    *,
-    batch_size: int,
-    seed: int,
-    max_points: int | None,
-    workers: int,
-) -> Generator[Result, None, None]:
-    """:func:`geocli.pipeline.run` with the stages every model shares: :func:`as_geometry`, :func:`prepare_input`."""
-    return run(
-        _named(inputs),
-        partial(as_geometry, max_points=max_points),
-        lambda geometry: prepare_input(geometry, model.input_points, seed),
-        network,
-        lambda entry: failure(path=entry.name, error=entry.error),
-        batch_size=batch_size,
-        workers=workers,
-    )
+    return network, lambda entry: Prediction(path=entry.name, error=entry.error, model=model.name)
 
 
 def _named(inputs: Input | Iterable[Input]) -> Iterator[tuple[str, Input]]:
@@ -378,6 +376,12 @@ def segment(
     ``workers`` threads read and prepare the next inputs (two each at most) meanwhile.
     """
     model = _model_for("segment", model, device)
+    read, sample = input_stages(model, seed, max_points)
+    return run(_named(inputs), read, sample, *segment_stages(model), batch_size=1, workers=workers)
+
+
+def segment_stages(model: LoadedModel) -> tuple[Network[Segmentation], Failed[Segmentation]]:
+    """:func:`segment`'s network and failure stages, for :func:`geocli.pipeline.run` here or a worker elsewhere."""
 
     def network(batch: list[Prepared[NetworkInput]]) -> list[Segmentation]:
         results = []
@@ -386,7 +390,7 @@ def segment(
             results.append(_segment_prepared(model, entry.geometry, entry.ready))
         return results
 
-    return _run(inputs, model, network, Segmentation, batch_size=1, seed=seed, max_points=max_points, workers=workers)
+    return network, lambda entry: Segmentation(path=entry.name, error=entry.error)
 
 
 def as_geometry(item: Input, name: str, max_points: int | None = None) -> Geometry:

@@ -279,6 +279,39 @@ def _cluster_options(
         fail_usage(f"--{str(error).replace('_', '-')}")
 
 
+RayOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="ADDRESS",
+        help="Spread the files over a Ray cluster's workers, each loading the model once: auto (this machine's "
+        "cluster), local (a new one here), or the head's HOST:PORT; --workers: how many (default: one per "
+        "CPU). Needs pip install 'geocli[ray]'.",
+    ),
+]
+
+
+def _on_ray(start: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``start(...)``, a run that may go to Ray (:mod:`geocli.distributed`): a missing Ray or an unreachable
+    cluster is a usage error."""
+    from geocli.distributed import RayUnavailable
+
+    try:
+        return start(*args, **kwargs)
+    except RayUnavailable as error:
+        fail_usage(str(error))
+
+
+def _cluster(ray: str | None, clusters: bool, model: str, workers: int | None, device: str) -> Any:
+    """``--ray``'s :class:`geocli.distributed.Cluster` (``None`` without it); with ``--clusters``, a usage error."""
+    if ray is None:
+        return None
+    if clusters:
+        fail_usage("--ray does not split scenes (--clusters); run it without --ray")
+    from geocli.distributed import Cluster
+
+    return Cluster(ray, workers, model, device)
+
+
 def _workers(given: int | None) -> int:
     """``--workers`` as given, or :func:`geocli.prefetch.default_workers` when it is not."""
     from geocli.prefetch import default_workers
@@ -360,10 +393,16 @@ def classify(
     output_format: FormatOption = OutputFormat.table,
     recursive: RecursiveOption = False,
     device: DeviceOption = "auto",
-    batch_size: Annotated[int, typer.Option(min=1, help="Clouds per network pass.")] = 16,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Clouds per network pass (default: 16 on a CPU; on CUDA, what fills half its free memory)."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(callback=_non_negative_seed, help="Seed of mesh surface sampling.")] = 0,
     max_points: MaxPointsOption = None,
     workers: WorkersOption = None,
+    ray: RayOption = None,
     clusters: ClustersOption = False,
     floor_distance: FloorDistanceOption = None,
     floor_share: FloorShareOption = None,
@@ -372,6 +411,7 @@ def classify(
 ) -> None:
     """Predict the object class of each input, whatever its orientation (--clusters: of each object of a scene)."""
     scenes = _cluster_options(clusters, floor_distance, floor_share, cluster_eps, min_object_points)
+    cluster = _cluster(ray, clusters, model, workers, device)
     files, bad = _collect_inputs(paths, recursive)
     loaded = _load_predictor(model, device, "classify")
     from geocli.api import Prediction
@@ -388,19 +428,17 @@ def classify(
     for item in bad:
         failed = (ObjectPrediction if objects else Prediction)(path=item.path, error=item.error, model=loaded.name)
         records.emit(failed.to_dict())
-    run: Callable[..., Generator[Any, None, None]] = (
-        run_classify if scenes is None else partial(classify_scenes, options=scenes)
-    )
-    results = run(
-        files,
-        loaded,
-        top_k=top_k,
-        min_score=min_score,
-        batch_size=batch_size,
-        seed=seed,
-        max_points=max_points,
-        workers=_workers(workers),
-    )
+    options: dict[str, Any] = {"top_k": top_k, "min_score": min_score, "batch_size": batch_size, "seed": seed}
+    options["max_points"] = max_points
+    if cluster is not None:
+        from geocli.distributed import classify_ray
+
+        results = _on_ray(classify_ray, files, cluster, **options)
+    else:
+        run: Callable[..., Generator[Any, None, None]] = (
+            run_classify if scenes is None else partial(classify_scenes, options=scenes)
+        )
+        results = run(files, loaded, workers=_workers(workers), **options)
     _stream(
         records,
         results,
@@ -636,6 +674,7 @@ def segment(
     seed: Annotated[int, typer.Option(callback=_non_negative_seed, help="Seed of mesh surface sampling.")] = 0,
     max_points: MaxPointsOption = None,
     workers: WorkersOption = None,
+    ray: RayOption = None,
     clusters: ClustersOption = False,
     floor_distance: FloorDistanceOption = None,
     floor_share: FloorShareOption = None,
@@ -648,6 +687,7 @@ def segment(
     if per_face and clusters:
         fail_usage("--per-face cannot be used with --clusters (a scene's objects are labelled by their points)")
     scenes = _cluster_options(clusters, floor_distance, floor_share, cluster_eps, min_object_points)
+    cluster = _cluster(ray, clusters, model, workers, device)
     files, bad = _collect_inputs(paths, recursive)
     plan, lines = _plan_outputs(files, bad, out, output_format.value)  # refusals before any work
     loaded = _load_predictor(model, device, "segment")
@@ -661,7 +701,8 @@ def segment(
     skipped, todo = plan.resume() if resume else ([], plan.targets)
     for written in skipped:
         lines.emit(written.to_dict())
-    results = segment_files(
+    results = _on_ray(
+        segment_files,
         todo,
         loaded,
         fmt=output_format.value,
@@ -672,6 +713,7 @@ def segment(
         workers=_workers(workers),
         scenes=scenes,
         preview=preview,
+        ray=cluster,
     )
     _stream(
         lines,

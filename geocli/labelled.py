@@ -16,13 +16,16 @@ from __future__ import annotations
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from geocli.api import Segmentation, segment
 from geocli.clusters import ClusterOptions
 from geocli.io.writers import Legend, write_legend, write_segmentation
 from geocli.outputs import Hook, Written, write_each
 from geocli.zoo import LoadedModel
+
+if TYPE_CHECKING:
+    from geocli.distributed import Cluster
 
 LEGEND_FILE = "labels.json"  # beside the outputs: each label's id, part name and colour, and the model
 
@@ -47,6 +50,7 @@ def segment_files(
     scenes: ClusterOptions | None = None,
     preview: bool = False,
     hooks: Sequence[Hook[Segmentation]] = (),
+    ray: Cluster | None = None,
 ) -> Generator[Written[Segmentation], None, None]:
     """Segment each input (:func:`geocli.api.segment`) and write its labels to its target, in input order.
 
@@ -54,7 +58,9 @@ def segment_files(
     ``scenes`` splits each input into objects first (:func:`geocli.scenes.segment_scenes`) and
     writes each point's instance too; ``preview`` draws ``<output>.png`` beside each output
     (:mod:`geocli.preview`); ``hooks`` each write something more beside an output
-    (``hook(segmentation, target)``). Each input's outcome is one :class:`geocli.outputs.Written`:
+    (``hook(segmentation, target)``). ``ray`` segments on a Ray cluster's workers instead
+    (:func:`geocli.distributed.segment_ray`: the same results, so the same outputs; not with
+    ``scenes``). Each input's outcome is one :class:`geocli.outputs.Written`:
     its record (the segmentation's :meth:`~geocli.api.Segmentation.to_dict` and ``output``), or a
     one-line error.
     """
@@ -76,10 +82,14 @@ def segment_files(
         )
         return {**result.to_dict(), "output": str(target)}
 
-    if scenes is None:
-        results: Iterable[Segmentation] = segment(
-            list(targets), model, seed=seed, max_points=max_points, workers=workers
-        )
+    if ray is not None:
+        if scenes is not None:
+            raise ValueError("--ray does not split scenes (--clusters); run it without --ray")
+        from geocli.distributed import segment_ray
+
+        results: Iterable[Segmentation] = segment_ray(list(targets), ray, seed=seed, max_points=max_points)
+    elif scenes is None:
+        results = segment(list(targets), model, seed=seed, max_points=max_points, workers=workers)
     else:
         from geocli.scenes import segment_scenes
 

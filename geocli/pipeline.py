@@ -96,31 +96,50 @@ def run(
     order. While it runs, the next batch and two inputs per worker are prepared, so at most
     two batches and two inputs per worker are held, however many inputs there are.
     """
-    held: list[Prepared[Ready]] = []  # in order: failures, and clouds awaiting the network
-
-    def flush() -> Generator[Result, None, None]:
-        """Every held input's result, in order, after one network pass over the held clouds."""
-        waiting = [entry for entry in held if entry.error is None]
-        start = perf_counter()
-        results = iter(network(waiting) if waiting else [])
-        share = (perf_counter() - start) / max(len(waiting), 1)
-        for entry in held:
-            if entry.error is None:
-                result = next(results)
-                result.timings = replace(entry.timings, network=share)
-            else:
-                result = failed(entry)
-                result.timings = entry.timings
-            yield result
-        held.clear()
-
     window = batch_size + 2 * workers  # a whole next batch is prepared while the network runs this one
     prepared_inputs = prefetch(partial(prepare, read=read, sample=sample), named, workers, window)
     with closing(prepared_inputs):
-        for prepared in prepared_inputs:
-            held.append(prepared)
-            if prepared.error is not None and len(held) == 1:  # nothing before it: no need to wait
-                yield from flush()
-            elif sum(entry.error is None for entry in held) >= batch_size:
-                yield from flush()
-        yield from flush()
+        for batch in batches(prepared_inputs, batch_size):
+            yield from finish(batch, network, failed)
+
+
+def batches(prepared: Iterable[Prepared[Ready]], batch_size: int) -> Generator[list[Prepared[Ready]], None, None]:
+    """The network's batches, in input order: each ends with its ``batch_size``-th usable input (or the inputs).
+
+    A failure waits in the batch of the inputs before it, to keep input order; one with nothing
+    before it is a batch by itself, handed on at once. Which inputs share a pass is decided here
+    alone, so a run elsewhere (:mod:`geocli.distributed`) batches exactly as a local one: a
+    cloud's logits may differ in their last bits from one batch to another.
+    """
+    held: list[Prepared[Ready]] = []
+    usable = 0
+    for entry in prepared:
+        held.append(entry)
+        usable += entry.error is None
+        if usable in (0, batch_size):
+            yield held
+            held, usable = [], 0
+    if held:
+        yield held
+
+
+def finish(
+    batch: list[Prepared[Ready]],
+    network: Callable[[list[Prepared[Ready]]], list[Result]],
+    failed: Callable[[Prepared[Ready]], Result],
+) -> list[Result]:
+    """Every input's result, in order, after one ``network`` pass over the batch's usable inputs, with its timings."""
+    waiting = [entry for entry in batch if entry.error is None]
+    start = perf_counter()
+    results = iter(network(waiting) if waiting else [])
+    share = (perf_counter() - start) / max(len(waiting), 1)
+    out = []
+    for entry in batch:
+        if entry.error is None:
+            result = next(results)
+            result.timings = replace(entry.timings, network=share)
+        else:
+            result = failed(entry)
+            result.timings = entry.timings
+        out.append(result)
+    return out

@@ -35,6 +35,7 @@ from geocli.api import (
     _segment_prepared,
     as_geometry,
     load_models,
+    network_batch,
     predict_probabilities,
     prepare_input,
     require_task,
@@ -217,7 +218,7 @@ def classify_scenes(
     device: str = "auto",
     top_k: int = 5,
     min_score: float | None = None,
-    batch_size: int = 16,
+    batch_size: int | None = None,
     seed: int = 0,
     max_points: int | None = None,
     workers: int = 0,
@@ -227,6 +228,7 @@ def classify_scenes(
     Arguments as for :func:`geocli.api.classify_iter`; ``options`` say how scenes are split.
     """
     loaded = require_task(load_models(model, device) if isinstance(model, str | os.PathLike) else model, "classify")
+    batch_size = network_batch(loaded, batch_size)
     classified = partial(_classify_objects, loaded, top_k=top_k, min_score=min_score, batch_size=batch_size)
     kind = partial(SceneClassification, model=loaded.name)
     return _per_scene(inputs, loaded, kind, classified, (seed, max_points, workers, options))

@@ -84,9 +84,10 @@ if [ ! -f "$kernels_stamp" ] || ! "$PY" -c 'import geocli_kernels' 2>/dev/null; 
     fi
 fi
 
-# 6. geocli itself (editable) with its dependencies and the test tools (pytest; ruff and mypy for `make lint`).
+# 6. geocli itself (editable) with its dependencies, the test tools (pytest; ruff and mypy for `make lint`)
+#    and Ray, so that the suite runs --ray on a local cluster (the ray extra: one 80 MB wheel, seconds).
 #    The torch>=2.4 requirement is already met by the pinned build, so pip keeps it.
 log "installing geocli (editable) with its dependencies"
-pip install -q -e '.[test]'
+pip install -q -e '.[test,ray]'
 
 log "done"
