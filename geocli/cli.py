@@ -207,6 +207,7 @@ class _StopOnSignal:
 PathsArgument = Annotated[list[str], typer.Argument(help="Files, folders, globs, or '-' to read paths from stdin.")]
 RecursiveOption = Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")]
 DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+SamplingSeedOption = Annotated[int, typer.Option(callback=_non_negative_seed, help="Seed of mesh surface sampling.")]
 MaxPointsOption = Annotated[
     int | None, typer.Option(min=1, help="Refuse files with more points (default: geocli.io's limit).")
 ]
@@ -399,7 +400,7 @@ def classify(
             min=1, help="Clouds per network pass (default: 16 on a CPU; on CUDA, what fills half its free memory)."
         ),
     ] = None,
-    seed: Annotated[int, typer.Option(callback=_non_negative_seed, help="Seed of mesh surface sampling.")] = 0,
+    seed: SamplingSeedOption = 0,
     max_points: MaxPointsOption = None,
     workers: WorkersOption = None,
     ray: RayOption = None,
@@ -671,7 +672,7 @@ def segment(
     ] = False,
     recursive: RecursiveOption = False,
     device: DeviceOption = "auto",
-    seed: Annotated[int, typer.Option(callback=_non_negative_seed, help="Seed of mesh surface sampling.")] = 0,
+    seed: SamplingSeedOption = 0,
     max_points: MaxPointsOption = None,
     workers: WorkersOption = None,
     ray: RayOption = None,
@@ -818,7 +819,7 @@ def align(
         str, typer.Option("--model", "-m", help="The model whose input defines the frame (name or .json card).")
     ] = DEFAULT_CLASSIFIER,
     recursive: RecursiveOption = False,
-    seed: Annotated[int, typer.Option(callback=_non_negative_seed, help="Seed of mesh surface sampling.")] = 0,
+    seed: SamplingSeedOption = 0,
     max_points: MaxPointsOption = None,
     workers: WorkersOption = None,
 ) -> None:

@@ -83,8 +83,12 @@ def _statistics(flat: Tensor, norm: nn.BatchNorm1d) -> tuple[Tensor, Tensor, boo
     return mean, torch.rsqrt(var + norm.eps), True
 
 
-def _rows(x: Tensor) -> int:
-    return x.numel() // max(x.shape[-1], 1)
+def _fused_rows(x: Tensor, norm: nn.BatchNorm1d) -> int | None:
+    """The rows of (..., C) ``x`` when the kernels take this norm; ``None`` leaves it to torch (also for a
+    single row with batch statistics, so that torch raises its own error)."""
+    rows = x.numel() // max(x.shape[-1], 1)
+    batch_stats = norm.training or norm.running_mean is None
+    return None if not _fusable(x, norm) or (batch_stats and rows <= 1) else rows
 
 
 def norm_leaky_relu(x: Tensor, norm: nn.BatchNorm1d, slope: float) -> Tensor:
@@ -93,8 +97,8 @@ def norm_leaky_relu(x: Tensor, norm: nn.BatchNorm1d, slope: float) -> Tensor:
     ``norm`` is a batch norm over the last axis (:class:`geocli.nets.backbone.ChannelNorm`);
     its running statistics are updated in training exactly as its own forward would.
     """
-    rows = _rows(x)
-    if not _fusable(x, norm) or ((norm.training or norm.running_mean is None) and rows <= 1):  # torch's own error
+    rows = _fused_rows(x, norm)
+    if rows is None:
         return F.leaky_relu(norm(x), slope)
     flat = x.reshape(rows, x.shape[-1])
     mean, invstd, batch_stats = _statistics(flat, norm)
@@ -134,8 +138,8 @@ def norm_leaky_relu_max(z: Tensor, norm: nn.BatchNorm1d, slope: float) -> Tensor
     The norm's statistics are those of all rows of z, as in the unfused order; only the
     pooled rows are normalised and activated.
     """
-    rows = _rows(z)
-    if z.dim() < 2 or not _fusable(z, norm) or ((norm.training or norm.running_mean is None) and rows <= 1):
+    rows = _fused_rows(z, norm) if z.dim() >= 2 else None
+    if rows is None:
         return F.leaky_relu(norm(z), slope).max(dim=-2).values
     flat = z.reshape(rows, z.shape[-1])
     mean, invstd, batch_stats = _statistics(flat, norm)
