@@ -3,8 +3,10 @@
 Per shipped classifier, in one process and one run, so that ratios compare like with like:
 
 * ``raw_shapes_per_s``: the network and its FPS alone (``predict_logits``, batches of 16,
-  or what fills a GPU: ``geocli.gpu.inference_batch_size``) on the clouds the files below
-  give, already in memory;
+  or what fills a GPU: ``geocli.gpu.inference_batch_size``) on the clouds FPS picks from for
+  the files below (a file's points normalised, a mesh's surface samples), already in memory:
+  the issue's "network and FPS on pre-loaded clouds", the work end to end adds reading and
+  sampling to;
 * ``end_to_end_files_per_s``: ``classify_iter`` over a folder of ``--files`` generated
   files in ten formats (binary and ASCII PLY, PCD, XYZ, NPY, LAS clouds; OFF, OBJ, STL and
   PLY meshes), every record taken, the model already loaded, the default ``--workers``;
@@ -13,7 +15,9 @@ Per shipped classifier, in one process and one run, so that ratios compare like 
 * ``train_step_s``: one training step of the family's ``cpu`` recipe (``benchmarks/train_step.py``'s "new").
 
 And for the default classifier, whether ``--ray`` on a new local cluster of two workers gives
-the local run's JSONL byte for byte over the same files (``ray``: Ray must be installed).
+the local run's JSONL byte for byte over the same files (``ray``: Ray must be installed), and
+its end-to-end rate as issue 19 found it (``baseline``: the same files through the code of
+:data:`BASELINE`, checked out in a temporary git worktree), for the issue's 1.6x target.
 
 Once: ``geocli --help`` (``benchmarks/cli_startup.py``; target 0.3 s) and the default
 segmenter on a 1,000,000-point scan (``benchmarks/segment_memory.py``: wall time and peak
@@ -56,8 +60,9 @@ import cli_startup  # noqa: E402 (benchmarks/ is this script's folder, first on 
 import segment_memory  # noqa: E402
 import train_step  # noqa: E402
 
-import geocli  # noqa: E402
-from geocli.api import classify_iter, load_model, predict_logits  # noqa: E402
+import geocli.api  # noqa: E402
+from geocli.api import load_model, predict_logits  # noqa: E402
+from geocli.data import modelnet40  # noqa: E402
 from geocli.data.modelnet40 import load_split  # noqa: E402
 from geocli.defaults import DEFAULT_CLASSIFIER, DEFAULT_SEGMENTER  # noqa: E402
 from geocli.geometry.rotations import random_rotations  # noqa: E402
@@ -74,6 +79,7 @@ TABLE_START, TABLE_END = "<!-- bench:table -->", "<!-- /bench:table -->"
 MESHES = ("cow.obj", "teapot.off", "bunny_4k.stl", "human_1.ply")
 FORMATS = ("ply", "pcd", "xyz", "npy", "las", "off", "obj", "stl", "mesh.ply", "ascii.pcd")
 WARM_UP = 16  # files classified before the clock starts
+BASELINE = "e58fece^"  # the code as issue 19 found it: the commit before its first change (files read ahead)
 
 
 def machine() -> dict[str, Any]:
@@ -148,21 +154,49 @@ def _write(path: Path, kind: str, points: np.ndarray, faces: np.ndarray | None) 
         trimesh.Trimesh(points, faces, process=False).export(str(path))
 
 
-def raw_rate(model: Any, clouds: torch.Tensor, batch_size: int) -> float:
-    """Shapes per second of the network and its FPS over ``clouds``, after one warm-up batch."""
-    predict_logits(model, clouds[:batch_size])
+def fps_sources(files: list[str], n: int) -> list[np.ndarray]:
+    """Per file, the float32 cloud the network's ``n`` points are picked from by FPS (what
+    :func:`geocli.api.prepare_input` draws before its FPS): reading and sampling done, FPS not."""
+    from geocli.api import as_geometry, source_cloud  # (here: --parts e2e also measures older checkouts)
+    from geocli.geometry.sampling import normalize_unit_sphere
+
+    clouds = []
+    for path in files:
+        geometry = as_geometry(path, path)
+        clouds.append(source_cloud(normalize_unit_sphere(geometry.points)[0], geometry.faces, n, 0))
+    return [cloud.astype(np.float32) for cloud in clouds]
+
+
+def raw_rate(model: Any, clouds: list[np.ndarray], batch_size: int) -> float:
+    """Shapes per second of the network and its FPS over ``clouds`` (batched among clouds of one size), after one
+    warm-up batch."""
+    sizes = sorted({len(cloud) for cloud in clouds})
+    groups = [np.stack([cloud for cloud in clouds if len(cloud) == size]) for size in sizes]
+    starts = [(group, i) for group in groups for i in range(0, len(group), batch_size)]
+    batches = [torch.from_numpy(group[i : i + batch_size]) for group, i in starts]
+    predict_logits(model, batches[0])
     started = time.perf_counter()
-    for start in range(0, len(clouds), batch_size):
-        predict_logits(model, clouds[start : start + batch_size])
+    for batch in batches:
+        predict_logits(model, batch)
     return len(clouds) / (time.perf_counter() - started)
 
 
 def end_to_end_rate(model: Any, files: list[str]) -> float:
-    """Files per second of classify_iter over ``files`` (default workers and batch), after a warm-up on a few."""
-    for _ in classify_iter(files[:WARM_UP], model, workers=0):
+    """Files per second of classify_iter over ``files`` (default workers and batch), after a warm-up on a few.
+
+    A checkout from before classify streamed (issue 19's baseline, ``e58fece^``: a ``classify``
+    that returns a list, reading one file after another) is timed through that ``classify``.
+    """
+    if not hasattr(geocli.api, "classify_iter"):
+        geocli.api.classify(files[:WARM_UP], model)
+        started = time.perf_counter()
+        done = len(geocli.api.classify(files, model))
+        assert done == len(files)
+        return len(files) / (time.perf_counter() - started)
+    for _ in geocli.api.classify_iter(files[:WARM_UP], model, workers=0):
         pass
     started = time.perf_counter()
-    predictions = classify_iter(files, model, workers=default_workers())
+    predictions = geocli.api.classify_iter(files, model, workers=default_workers())
     with closing(predictions):
         done = sum(1 for _ in predictions)
     assert done == len(files)
@@ -191,13 +225,10 @@ def classifier_row(name: str, files: list[str], parts: set[str], args: argparse.
     row: dict[str, Any] = {"model": name, "family": model.card["family"], "input_points": model.input_points}
     if "e2e" in parts:
         row["end_to_end_files_per_s"] = round(end_to_end_rate(model, files), 2)
-    if "raw" in parts:  # (imported here: --parts e2e also measures checkouts older than these functions)
-        from geocli.api import as_geometry, model_input
-        from geocli.gpu import inference_batch_size
+    if "raw" in parts:
+        from geocli.gpu import inference_batch_size  # (here: --parts e2e also measures older checkouts)
 
-        clouds = torch.from_numpy(
-            np.stack([model_input(as_geometry(path, path), model.input_points, 0) for path in files])
-        )
+        clouds = fps_sources(files, model.input_points)
         row["raw_shapes_per_s"] = round(raw_rate(model, clouds, inference_batch_size(model)), 2)
         if "e2e" in parts:
             row["end_to_end_over_raw"] = round(row["end_to_end_files_per_s"] / row["raw_shapes_per_s"], 3)
@@ -213,7 +244,7 @@ def ray_agreement(name: str, files: list[str], workers: int = 2) -> dict[str, An
     """``name`` over ``files`` here and on a new local Ray cluster of ``workers`` workers: the same JSONL?"""
     from geocli.distributed import Cluster, classify_ray
 
-    local = [json.dumps(p.to_dict()) + "\n" for p in classify_iter(files, name, device="cpu", workers=0)]
+    local = [json.dumps(p.to_dict()) + "\n" for p in geocli.api.classify_iter(files, name, device="cpu", workers=0)]
     started = time.perf_counter()
     remote = [json.dumps(p.to_dict()) + "\n" for p in classify_ray(files, Cluster("local", workers, name))]
     seconds = time.perf_counter() - started
@@ -224,6 +255,27 @@ def ray_agreement(name: str, files: list[str], workers: int = 2) -> dict[str, An
         "identical_jsonl": "".join(remote) == "".join(local),
         "seconds_with_start": round(seconds, 1),
     }
+
+
+def baseline_rate(count: int, commit: str = BASELINE) -> dict[str, Any]:
+    """The default classifier's end-to-end files/s at ``commit`` over the same ``count`` generated files (the
+    same seed), measured by this script in a new process whose geocli is a temporary git worktree of it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        checkout, out = Path(tmp) / "geocli", Path(tmp) / "baseline.json"
+        git = ["git", "-C", str(REPO), "worktree"]
+        subprocess.run([*git, "add", "--detach", "--quiet", str(checkout), commit], check=True, capture_output=True)
+        try:
+            command = [sys.executable, __file__, "--parts", "e2e", "--models", DEFAULT_CLASSIFIER]
+            command += ["--files", str(count), "--out", str(out)]
+            env = {**os.environ, "PYTHONPATH": str(checkout), "GEOCLI_MODELNET40": str(modelnet40.default_root())}
+            done = subprocess.run(command, env=env, capture_output=True, text=True)
+            if done.returncode:
+                raise RuntimeError(f"baseline {commit}: {done.stderr.strip().splitlines()[-1:]}")
+        finally:
+            subprocess.run([*git, "remove", "--force", str(checkout)], capture_output=True)
+        measured = json.loads(out.read_text())
+    rate = measured["classifiers"][0]["end_to_end_files_per_s"]
+    return {"model": DEFAULT_CLASSIFIER, "commit": measured["geocli"]["commit"], "end_to_end_files_per_s": rate}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -247,6 +299,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 result["ray"] = ray_agreement(DEFAULT_CLASSIFIER, files)
             except RayUnavailable as error:  # not installed, or a loaded machine's node did not start in time
                 result["ray"] = {"model": DEFAULT_CLASSIFIER, "error": str(error)}
+    if "baseline" in parts:
+        result["baseline"] = baseline_rate(args.files)
     info["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
@@ -297,6 +351,14 @@ def table(result: dict[str, Any]) -> str:
             f"Segmenting a {seg['points']:,}-point scan ({seg['model']}): {seg['seconds']} s, "
             f"{seg['peak_rss_gib']} GiB peak (target 4 GiB)."
         ]
+    if "baseline" in result:
+        before = result["baseline"]
+        now = next(row for row in result["classifiers"] if row["model"] == before["model"])
+        gain = now["end_to_end_files_per_s"] / before["end_to_end_files_per_s"]
+        notes += [
+            f"Before issue 19 (geocli {before['commit']}), {before['model']} ran end to end at "
+            f"{before['end_to_end_files_per_s']} files/s over the same files: now {gain:.2f}x that (target 1.6x)."
+        ]
     if "ray" in result:
         ray = result["ray"]
         if "error" in ray:
@@ -322,7 +384,9 @@ def main() -> None:
     parser.add_argument(
         "--models", help="comma-separated classifiers (default: every shipped one; --quick the default)"
     )
-    parser.add_argument("--parts", default="raw,e2e,cli,segment,train,ray", help="what to measure (default: all)")
+    parser.add_argument(
+        "--parts", default="raw,e2e,cli,segment,train,ray,baseline", help="what to measure (default: all)"
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--out", type=Path, help="the JSON file (default: benchmarks/results/<machine>.json)")
     parser.add_argument("--readme", type=Path, help="write this JSON file's table into README.md, measure nothing")

@@ -44,3 +44,7 @@ def test_a_quick_run_measures_every_part(tmp_path: Path) -> None:
     assert result["segment_1m"]["labelled"] == result["segment_1m"]["points"] == 20_000
     assert result["help"]["median_s"] > 0 and result["files"]["count"] == 48
     assert "| end-to-end / raw |" in done.stdout.decode()
+    git = ["git", "-C", str(REPO), "rev-parse", "--short", "e58fece^"]
+    baseline = subprocess.run(git, capture_output=True, text=True)
+    assert result["baseline"]["commit"] == baseline.stdout.strip()  # measured on the code issue 19 found
+    assert result["baseline"]["end_to_end_files_per_s"] > 0 and "Before issue 19" in done.stdout.decode()

@@ -555,12 +555,16 @@ torch::Tensor signed_max_backward(torch::Tensor z, torch::Tensor arg, torch::Ten
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     // Raised whenever a function's contract changes, so geocli can tell a stale build.
     m.attr("ABI") = 3;
-    m.def("gather_max_forward", &gather_max_forward, "max over gathered neighbour rows, with arg-max point indices");
-    m.def("farthest_point_sample", &farthest_point_sample, "greedy FPS from given start indices, torch route's ties");
-    m.def("gather_max_backward", &gather_max_backward, "gradient of gather_max_forward, added at the arg-max points");
-    m.def("channel_moments", &channel_moments, "per-channel mean and biased variance of a (rows, C) tensor");
-    m.def("norm_act_forward", &norm_act_forward, "leaky_relu(x * scale + shift), channel-wise");
-    m.def("norm_act_backward", &norm_act_backward, "gradients of batch norm fused with its leaky ReLU");
-    m.def("signed_max_forward", &signed_max_forward, "per group and channel, the max of sign(scale) * z over K");
-    m.def("signed_max_backward", &signed_max_backward, "gradient of a norm + activation taken after signed_max_forward");
+    // Every kernel runs without the GIL (none touches a Python object): while the network's kernels
+    // run, `classify --workers`' reading threads go on in Python, and a reader's FPS does not stall
+    // the network's Python between layers.
+    const auto nogil = pybind11::call_guard<pybind11::gil_scoped_release>();
+    m.def("gather_max_forward", &gather_max_forward, "max over gathered neighbour rows, with arg-max point indices", nogil);
+    m.def("farthest_point_sample", &farthest_point_sample, "greedy FPS from given start indices, torch route's ties", nogil);
+    m.def("gather_max_backward", &gather_max_backward, "gradient of gather_max_forward, added at the arg-max points", nogil);
+    m.def("channel_moments", &channel_moments, "per-channel mean and biased variance of a (rows, C) tensor", nogil);
+    m.def("norm_act_forward", &norm_act_forward, "leaky_relu(x * scale + shift), channel-wise", nogil);
+    m.def("norm_act_backward", &norm_act_backward, "gradients of batch norm fused with its leaky ReLU", nogil);
+    m.def("signed_max_forward", &signed_max_forward, "per group and channel, the max of sign(scale) * z over K", nogil);
+    m.def("signed_max_backward", &signed_max_backward, "gradient of a norm + activation taken after signed_max_forward", nogil);
 }
