@@ -297,8 +297,9 @@ def test_max_points_default_is_documented() -> None:
 
 _DEGENERATE = degenerate_clouds()
 _SYMMETRIC_FRAMES = pytest.mark.xfail(
-    strict=True,
-    reason="frames of a shape with cubic symmetry are arbitrary (equal 2nd and 4th moments): label changes with pose",
+    strict=False,  # the small default model shipped until session 8 changed its label, the wide one does not
+    reason="frames of a shape with cubic symmetry are arbitrary (equal 2nd and 4th moments): the label may change "
+    "with pose, as the model's views of the cube in those frames happen to agree or not",
 )
 
 

@@ -31,12 +31,13 @@ from typer.testing import CliRunner
 from geocli.cli import PROGRESS_THRESHOLD, app
 from geocli.defaults import DEFAULT_CLASSIFIER
 from geocli.io import SUPPORTED_EXTENSIONS, read_geometry
+from geocli.zoo import read_card, resolve
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_data"
 SCANS = sorted(str(p) for p in SAMPLES.iterdir() if p.suffix in SUPPORTED_EXTENSIONS)
 GEOCLI = Path(sys.executable).with_name("geocli")
 FIELDS = ["path", "label", "score", "top_k", "points", "source_points", "error", "warnings", "model"]
-NETWORK_POINTS = 512  # the default classifier's input size
+NETWORK_POINTS = read_card(resolve(DEFAULT_CLASSIFIER)[0])["input_points"]  # the default classifier's input size
 
 runner = CliRunner()
 
