@@ -7,7 +7,9 @@ Each seed gives a scene of 2-6 ModelNet40 test shapes in random poses on a noisy
 (what ``geocli classify --clusters`` runs), and each of its shapes, posed as in the scene, through
 :func:`geocli.api.classify` on its own (what a pre-cut scan of that object gets). A shape is
 *found* when exactly one cluster overlaps its points with an IoU of 0.5 or more
-(:func:`geocli.metrics.instance_matches`); clusters that match no shape are *extra*. Label
+(:func:`geocli.metrics.instance_matches`); clusters that match no shape are *extra*; ``kept`` is
+the share of a shape's points in its cluster (0 when not found), ``floor points`` the floor's
+points the clusters took. Label
 figures are over all shapes (a shape not found counts as wrong): ``agreement`` is the share
 whose cluster gets the same label as the shape alone, ``accuracy`` the share whose cluster's
 label is the true class, ``single accuracy`` the same for the shapes classified alone.
@@ -40,6 +42,7 @@ def score_scene(seed: int, shapes: Any, names: list[str], model: Any) -> list[di
     assert found.split is not None and found.error is None
     matches = instance_matches(scene.instances, found.split.instances)
     alone = classify(scene.objects, model)
+    clusters = [found.split.objects[match] if match >= 0 else np.zeros(0, dtype=np.int64) for match in matches]
     return [
         {
             "seed": seed,
@@ -48,8 +51,10 @@ def score_scene(seed: int, shapes: Any, names: list[str], model: Any) -> list[di
             "single": single.label,
             "cluster": found.objects[match].label if match >= 0 else None,
             "extra": len(found.objects) - int((matches >= 0).sum()),
+            "kept": float((scene.instances[members] == shape).sum() / (scene.instances == shape).sum()),
+            "floor_points": int((scene.instances[members] == -1).sum()),
         }
-        for label, single, match in zip(scene.labels, alone, matches)
+        for shape, (label, single, match, members) in enumerate(zip(scene.labels, alone, matches, clusters))
     ]
 
 
@@ -61,6 +66,8 @@ def figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "objects": len(rows),
         "found": float(np.mean([row["cluster"] is not None for row in rows])),
         "extra_clusters": int(sum(scenes.values())),
+        "kept": float(np.mean([row["kept"] for row in rows])),
+        "floor_points": int(sum(row["floor_points"] for row in rows)),
         "agreement": float(np.mean([row["cluster"] == row["single"] for row in rows])),
         "accuracy": float(np.mean([row["cluster"] == row["truth"] for row in rows])),
         "single_accuracy": float(np.mean([row["single"] == row["truth"] for row in rows])),
@@ -99,6 +106,10 @@ def main() -> None:
             f"{key:>8} {f['scenes']:>6} {f['objects']:>6} {100 * f['found']:>8.1f} {f['extra_clusters']:>5} "
             f"{100 * f['agreement']:>8.1f} {100 * f['accuracy']:>6.1f} {100 * f['single_accuracy']:>11.1f}"
         )
+    print(
+        f"shapes' points kept in their clusters: {100 * report['all']['kept']:.2f} %, floor points taken: "
+        f"{report['all']['floor_points']}"
+    )
     print(f"{args.scenes} scenes in {seconds:.1f} s, model {model.name}")
     if args.out:
         args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -10,8 +10,10 @@ DEFAULT_SEGMENTER = "tinvnn-edge-psb"
 RANDOM_START = "random initialisation"
 # How `--clusters` splits a scene (geocli.clusters.ClusterOptions), lengths in point spacings: the
 # floor is the dominant plane's points within FLOOR_DISTANCE of it, when they are FLOOR_SHARE of the
-# scan or more; DBSCAN links points within CLUSTER_EPS; an object has MIN_OBJECT_POINTS or more.
+# scan or more; DBSCAN links points within CLUSTER_EPS; an object has MIN_OBJECT_POINTS or more;
+# removed points in an object's footprint and within BASE_REACH (its own spacings) of it are its base.
 FLOOR_DISTANCE = 2.0
 FLOOR_SHARE = 0.2
-CLUSTER_EPS = 6.0
+CLUSTER_EPS = 10.0
 MIN_OBJECT_POINTS = 100
+BASE_REACH = 2.5

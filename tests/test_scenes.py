@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 from conftest import MODELNET40
 from geocli.cli import app
-from geocli.clusters import ClusterOptions, split_scene
+from geocli.clusters import ClusterOptions, median_spacing, split_scene
 from geocli.data.modelnet40 import class_names, load_split
-from geocli.data.scenes import Scene, make_scene
+from geocli.data.scenes import SHADOW, Scene, make_scene, random_rotation
 from geocli.io import read_geometry
 from geocli.io.writers import write_ply
 from geocli.metrics import instance_matches
@@ -57,6 +57,20 @@ def test_generated_scene_rests_apart_on_a_floor(scene: Scene) -> None:
     assert min(gaps) >= 0.25
 
 
+def test_generated_scene_has_no_floor_under_an_object(scene: Scene) -> None:
+    """A scanner does not see the floor under an object: no floor point within the object's shadow, its
+    points seen from above widened by ``SHADOW`` of its spacings; the open floor comes up to that."""
+    from scipy.spatial import cKDTree
+
+    floor = scene.points[scene.instances == -1]
+    centre = floor.mean(axis=0)
+    in_plane = np.linalg.svd(floor - centre, full_matrices=False)[2][:2].T
+    for found in scene.objects:
+        reach = SHADOW * median_spacing(found)
+        nearest = cKDTree((found - centre) @ in_plane).query((floor - centre) @ in_plane)[0]
+        assert nearest.min() > reach and (nearest < 2 * reach).any()
+
+
 def test_split_finds_every_object_and_removes_the_floor(scene: Scene) -> None:
     split = split_scene(scene.points)
     matches = instance_matches(scene.instances, split.instances)
@@ -64,6 +78,9 @@ def test_split_finds_every_object_and_removes_the_floor(scene: Scene) -> None:
     assert (scene.instances[split.floor] == -1).mean() > 0.99
     assert split.plane is not None and np.isclose(np.linalg.norm(split.plane[:3]), 1)
     assert np.array_equal(split_scene(scene.points).instances, split.instances)  # seeded: the same every run
+    for i, match in enumerate(matches):  # each object whole, its base given back, with next to no floor
+        found = scene.instances[split.objects[match]]
+        assert (found == i).sum() >= 0.99 * (scene.instances == i).sum() and (found == -1).mean() < 0.01
 
 
 def test_split_is_the_same_in_any_units_and_pose(scene: Scene) -> None:
@@ -73,14 +90,56 @@ def test_split_is_the_same_in_any_units_and_pose(scene: Scene) -> None:
     assert np.array_equal(split_scene(moved).instances, split_scene(scene.points).instances)
 
 
+def box_on_a_floor(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A 1 m box's surface resting on a face, on a noisy 4 m floor that comes right up to its sides (none
+    under it), each sampled as a scanner does, on a jittered grid 3 cm apart: the points in that frame,
+    the same turned and moved at random, and which are the box's."""
+    rng = np.random.default_rng(seed)
+    cells = (np.stack(np.meshgrid(np.arange(32), np.arange(32)), axis=-1).reshape(-1, 2) + 0.5) / 32
+    face = np.column_stack([cells + rng.uniform(-0.01, 0.01, cells.shape), np.zeros(len(cells))])
+    box = np.concatenate([np.roll(face + [0, 0, side], axis, axis=1) for axis in range(3) for side in (0, 1)])
+    grid = np.stack(np.meshgrid(np.arange(-1.5, 2.5, 1 / 32), np.arange(-1.5, 2.5, 1 / 32)), axis=-1).reshape(-1, 2)
+    floor = np.column_stack([grid + rng.uniform(-0.01, 0.01, grid.shape), rng.normal(0, 0.004, len(grid))])
+    floor = floor[~np.all((floor[:, :2] >= 0) & (floor[:, :2] <= 1), axis=1)]
+    points = np.concatenate([box, floor])
+    return points, points @ random_rotation(rng).T + [3, -2, 7], np.arange(len(points)) < len(box)
+
+
+def test_an_object_on_a_flat_side_keeps_its_base_and_not_the_floor_beside_it() -> None:
+    local, points, truth = box_on_a_floor()
+    split = split_scene(points)
+    (found,) = split.objects
+    assert truth[found].sum() >= 0.995 * truth.sum()  # the bottom face and the sides' lowest points given back
+    spacing = median_spacing(local[truth & (local[:, 2] > 0.1)])
+    beyond = np.abs(np.clip(local[found, :2], 0, 1) - local[found, :2]).max(axis=1)  # outside the box's sides
+    assert beyond.max() <= 0.5 * spacing  # the floor touching the box stays floor from half a spacing out
+    assert (~truth[found]).sum() <= 0.01 * len(found)
+    without = split_scene(points, ClusterOptions(base_reach=0))  # as floor removal alone leaves it
+    assert truth[without.objects[0]].sum() < 0.9 * truth.sum() and truth[without.objects[0]].all()
+
+
+def test_a_part_that_does_not_reach_the_floor_joins_the_object_below() -> None:
+    """A lamp's shade whose stem was too thin to be scanned: a cluster that cannot stand on the floor alone."""
+    local, _, truth = box_on_a_floor()
+    shade = local[truth][::4] * 0.5 + [0.25, 0.25, 1.5]  # a half-size box hovering 0.5 m over the first
+    points = np.concatenate([local, shade])
+    (found,) = split_scene(points).objects
+    assert np.isin(np.arange(len(local), len(points)), found).all() and truth[found[found < len(local)]].mean() > 0.99
+    beside = shade + [1.5, 0, -1.5]  # on the floor beside the first: an object of its own
+    assert len(split_scene(np.concatenate([local, beside])).objects) == 2
+
+
 def test_a_plane_below_floor_share_is_left_alone(scene: Scene) -> None:
     """One object without a floor: a flat side under ``floor_share`` of its points is not a floor, the object
-    stays whole; over it, it is taken for a floor (why a scan of objects without a floor wants a higher share)."""
+    stays whole; over it, it is taken for a floor, and given back as the base the object lies on."""
     alone = scene.objects[1]  # the mantel: its front holds 37 % of its points
     split = split_scene(alone, ClusterOptions(floor_share=0.5))
     assert split.plane is None and len(split.floor) == 0
     assert len(split.objects) == 1 and len(split.objects[0]) == len(alone)
-    assert len(split_scene(alone).floor) >= 0.2 * len(alone)
+    taken = split_scene(alone, ClusterOptions(base_reach=0))
+    assert taken.plane is not None and len(taken.floor) >= 0.2 * len(alone)
+    # lying on that side, which is its base: given back, the object all but whole
+    assert len(split_scene(alone).objects[0]) >= 0.95 * len(alone)
 
 
 def test_options_are_checked() -> None:
@@ -88,6 +147,8 @@ def test_options_are_checked() -> None:
         ClusterOptions(cluster_eps=0)
     with pytest.raises(ValueError, match="floor_share"):
         ClusterOptions(floor_share=1.5)
+    with pytest.raises(ValueError, match="base_reach"):
+        ClusterOptions(base_reach=-1)
 
 
 def test_instance_matches() -> None:
