@@ -202,9 +202,9 @@ def symmetric_mesh(divisions: int, shift: float = 0.0) -> tuple[np.ndarray, np.n
     return np.concatenate(vertices) + shift, np.concatenate(faces)
 
 
-def cases() -> Iterator[tuple[np.ndarray, np.ndarray, int, int]]:
+def cases(random_meshes: int = 150) -> Iterator[tuple[np.ndarray, np.ndarray, int, int]]:
     rng = np.random.default_rng(19)
-    for _ in range(150):
+    for _ in range(random_meshes):
         vertices, faces = random_mesh(rng)
         yield vertices, faces, int(rng.choice([1, 2, 7, 100, 1024, 3000])), int(rng.integers(-5, 2**40))
     for divisions in (1, 2, 3, 5):
@@ -267,6 +267,17 @@ def test_sample_meshes_renumbered_sample_as_the_reference(name: str) -> None:
 def test_psb_meshes_sample_as_the_reference(name: str) -> None:
     with np.load(PSB_MESHES / f"{name}.npz", allow_pickle=False) as mesh:
         assert_same_as_reference(mesh["vertices"], mesh["faces"], 2048, 12345)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not PSB_MESHES.is_dir(), reason="needs the shared PSB meshes")
+def test_many_more_meshes_sample_as_the_reference() -> None:
+    """Thousands of random meshes and all 380 PSB meshes (the training data's source), a seed each."""
+    for vertices, faces, n, seed in cases(random_meshes=3000):
+        assert_same_as_reference(vertices, faces, n, seed)
+    for seed, path in enumerate(sorted(PSB_MESHES.glob("*/*.npz"))):
+        with np.load(path, allow_pickle=False) as mesh:
+            assert_same_as_reference(mesh["vertices"], mesh["faces"], 2048, seed)
 
 
 # sha256 of points (float64) and face indices (int64), little-endian, from the reference.
