@@ -260,6 +260,8 @@ def test_sample_meshes_renumbered_sample_as_the_reference(name: str) -> None:
             [np.roll(face, shift) for face, shift in zip(mesh.faces[order], rng.integers(0, 3, len(order)))]
         )
         assert_same_as_reference(mesh.points * 1e-7, turned, 777, seed)
+        as_stored = np.asfortranarray(mesh.points, dtype=np.float32), np.asfortranarray(turned, dtype=np.uint32)
+        assert_same_as_reference(*as_stored, 99, seed)  # other dtypes and memory layouts
 
 
 @pytest.mark.skipif(not PSB_MESHES.is_dir(), reason="needs the shared PSB meshes")
