@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from geocli.io import GeometryError, blocks, meshes
+from geocli.io import GeometryError, blocks, meshes, read_geometry
 
 SEED = 19
 CASES = 400  # per format, half of them edited
@@ -164,6 +164,7 @@ _MAKERS = {"off": off_file, "obj": obj_file, "stl": stl_file}
 _FAST_PATHS = {"off": "_plain_off", "obj": "_plain_obj", "stl": "_merge_corners"}
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast")  # ASCII STL: 1e99 is inf as float32, both ways
 @pytest.mark.parametrize("kind", sorted(_MAKERS))
 def test_block_parsing_reads_and_refuses_what_line_parsing_does(
     kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -190,3 +191,15 @@ def test_block_parsing_reads_and_refuses_what_line_parsing_does(
     assert sum(taken) > CASES // 4  # most files are parsed as blocks: the comparison is not vacuous
     assert sum(result[0] == "read" for result in careful) > CASES // 3
     assert sum(result[0] == "refused" for result in careful) > CASES // 20
+
+
+def test_a_surface_after_many_degenerate_faces_is_found(tmp_path: Path) -> None:
+    """The area check looks at the first faces, then at all of them when those have no area."""
+    vertices = "v 0 0 0\nv 1 1 1\nv 2 2 2\nv 0 1 0\n"
+    flat = "f 1 2 3\n" * 100  # collinear corners: no area
+    path = tmp_path / "late.obj"
+    path.write_text(vertices + flat + "f 1 2 4\n")
+    assert len(read_geometry(path).faces) == 101
+    path.write_text(vertices + flat)
+    with pytest.raises(GeometryError, match="zero surface area: all 100 faces are degenerate"):
+        read_geometry(path)

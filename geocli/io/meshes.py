@@ -153,7 +153,7 @@ def read_obj(path: str, max_points: int) -> tuple[np.ndarray, np.ndarray]:
     ``i`` counts back from the last vertex read so far (-1 is the vertex just before the face).
     Index 0 names no vertex and is refused. Materials and textures are never opened.
     """
-    check_count(path, _count_in_file(path, b"\nv ") + _count_in_file(path, b"\nv\t"), max_points)
+    _check_word_count(path, (b"\nv ", b"\nv\t"), max_points)
     with open(path, "rb") as handle:
         data = handle.read()
     parsed = _plain_obj(data)
@@ -204,10 +204,9 @@ def _obj_keyword(line: bytes) -> bytes:
 
 def _lines_after_keyword(codes: np.ndarray, starts: np.ndarray, ends: np.ndarray, chosen: np.ndarray) -> bytes:
     """The ``chosen`` lines without their first byte (their keyword), each with its newline."""
-    change = np.zeros(len(codes) + 1, np.int8)
-    change[starts[chosen] + 1] = 1
-    change[ends[chosen] + 1] = -1
-    return codes[np.cumsum(change[:-1], dtype=np.int8).view(bool)].tobytes()
+    keep = np.repeat(chosen, ends + 1 - starts)
+    keep[starts[chosen]] = False
+    return codes[keep].tobytes()
 
 
 def _careful_obj(path: str, data: bytes) -> _Polygons:
@@ -246,7 +245,7 @@ def read_stl(path: str, max_points: int) -> tuple[np.ndarray, np.ndarray]:
         head = handle.read(84)
         facets = int.from_bytes(head[80:84], "little") if len(head) == 84 else None
         if not (facets is not None and size == 84 + 50 * facets) and head.lstrip().startswith(b"solid"):
-            check_count(path, _count_in_file(path, b"vertex"), max_points, _STL_VERTICES)
+            _check_word_count(path, (b"vertex",), max_points, _STL_VERTICES)
             corners = _ascii_stl_corners(path, head + handle.read())
         elif facets is None:
             raise GeometryError(path, "corrupt STL data: too short for binary STL, and not ASCII STL (no 'solid' line)")
@@ -308,6 +307,16 @@ def _ascii_stl_corners(path: str, data: bytes) -> np.ndarray:
         except ValueError as exc:
             raise GeometryError(path, f"corrupt STL data: {exc}") from None
     return values.astype(np.float32).reshape(-1, 3)
+
+
+def _check_word_count(path: str, words: tuple[bytes, ...], max_points: int, what: str = "points") -> None:
+    """``check_count`` for the occurrences of ``words`` in the file (see ``_count_in_file``).
+
+    The file is scanned only where it is large enough to hold more than ``max_points`` of them:
+    a scan is a pass over the whole file for each word, and most files are far too small.
+    """
+    if sum((os.path.getsize(path) + 1) // len(word) for word in words) > max_points:
+        check_count(path, sum(_count_in_file(path, word) for word in words), max_points, what)
 
 
 def _count_in_file(path: str, word: bytes) -> int:
