@@ -14,12 +14,14 @@ is where a fast path that trusted the text would part from the careful one.
 from __future__ import annotations
 
 import struct
+import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from corpus.hostile import obj_bytes, off_bytes
 from geocli.io import GeometryError, blocks, meshes, read_geometry
 
 SEED = 19
@@ -203,3 +205,20 @@ def test_a_surface_after_many_degenerate_faces_is_found(tmp_path: Path) -> None:
     path.write_text(vertices + flat)
     with pytest.raises(GeometryError, match="zero surface area: all 100 faces are degenerate"):
         read_geometry(path)
+
+
+@pytest.mark.parametrize("kind", ["off", "obj"])
+def test_block_parsing_memory_stays_within_six_times_the_file(kind: str, tmp_path: Path) -> None:
+    """The whole file is read at once, then cut into blocks: the peak, numpy's arrays included, is about 4.5 times
+    the file (the line-by-line reading: 2.6 for OFF, 4.2 for OBJ at this size)."""
+    rng = np.random.default_rng(0)
+    points, faces = rng.normal(size=(20_000, 3)), rng.integers(0, 20_000, size=(40_000, 3)).tolist()
+    path = tmp_path / f"big.{kind}"
+    path.write_bytes(off_bytes(points, faces) if kind == "off" else obj_bytes(points, faces))
+    tracemalloc.start()
+    try:
+        getattr(meshes, f"read_{kind}")(str(path), 10**6)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 6 * path.stat().st_size, f"{peak / path.stat().st_size:.1f} times the file's size"

@@ -22,7 +22,7 @@ DECIMAL_TEXT = b"0123456789+-.eE \t\r\n"
 _INDEX_TEXT = b"0123456789 \t\r\n"
 _CORNER_TEXT = _INDEX_TEXT + b"-/"
 _SLASHES_TO_SPACES = bytes.maketrans(b"/", b" ")
-_CLAMPED = {np.iinfo(np.int64).min, np.iinfo(np.int64).max}  # what numpy reads for an integer beyond int64
+_CLAMPED = np.array([np.iinfo(np.int64).min, np.iinfo(np.int64).max])  # what numpy reads for integers beyond int64
 
 
 def plain(text: bytes, alphabet: bytes) -> bool:
@@ -75,7 +75,7 @@ def integer_words(block: bytes, corners: bool = False) -> tuple[np.ndarray, np.n
             number_edges = np.diff((np.frombuffer(text, np.uint8) > 32).view(np.int8), prepend=np.int8(0))
             number_starts = np.flatnonzero(number_edges == 1)
     values = np.fromstring(text, np.int64, sep=" ") if len(number_starts) else np.zeros(0, np.int64)
-    if len(values) != len(number_starts) or len(values) and _CLAMPED.intersection((values.min(), values.max())):
+    if len(values) != len(number_starts) or np.isin(values, _CLAMPED).any():
         return None
     if text is not block:
         values = values[edges[number_starts] == 1]
