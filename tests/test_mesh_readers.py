@@ -222,3 +222,25 @@ def test_block_parsing_memory_stays_within_six_times_the_file(kind: str, tmp_pat
     finally:
         tracemalloc.stop()
     assert peak < 6 * path.stat().st_size, f"{peak / path.stat().st_size:.1f} times the file's size"
+
+
+def test_merged_stl_corners_are_what_np_unique_gives() -> None:
+    """Ties in x and y, infinities, subnormals and float32's extremes; NaN and -0.0 are left to np.unique."""
+    rng = np.random.default_rng(SEED)
+    values = [0.0, 1.0, -1.0, 0.5, -2.5, 1e-40, -1e-40, 3e38, -3e38, np.inf, -np.inf, 7.0]
+    merged = 0
+    for _ in range(500):
+        pool = np.concatenate([rng.choice(values, size=int(rng.integers(1, 8))), rng.normal(size=int(rng.integers(3)))])
+        corners = rng.choice(pool, size=(int(rng.integers(1, 200)), 3)).astype(np.float32)
+        if rng.random() < 0.1:
+            corners[rng.integers(len(corners)), rng.integers(3)] = [np.nan, -0.0][rng.integers(2)]
+        wide = corners.astype(np.float64)
+        points, inverse = np.unique(wide, axis=0, return_inverse=True)
+        fast = meshes._merge_corners(corners, wide)
+        if np.isnan(wide).any() or (np.signbit(wide) & (wide == 0)).any():
+            assert fast is None
+            continue
+        assert fast is not None and fast[0].tobytes() == points.tobytes() and fast[0].shape == points.shape
+        assert fast[1].dtype == inverse.dtype and np.array_equal(fast[1], inverse)
+        merged += 1
+    assert merged > 400
