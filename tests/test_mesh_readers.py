@@ -244,3 +244,40 @@ def test_merged_stl_corners_are_what_np_unique_gives() -> None:
         assert fast[1].dtype == inverse.dtype and np.array_equal(fast[1], inverse)
         merged += 1
     assert merged > 400
+
+
+_TRIANGLE = "v 0 0 0\nv 1 0 0\nv 0 1 0\n"
+_OFF_TRIANGLE = "OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n"
+EDGE_CASES = {
+    "cr.obj": "v\r1 2 3\n" + _TRIANGLE + "f 2 3 4\n",  # "v" then a carriage return: still a vertex
+    "vt.obj": _TRIANGLE + "f\x0b1 2 3\n",
+    "indented.obj": "  v 5 5 5\n" + _TRIANGLE + "f 2 3 4\n",
+    "slash_sign.obj": _TRIANGLE + "f 1/-1 2 3\n",
+    "relative.obj": _TRIANGLE + "f -3 -2 -1\nv 0 0 1\nf -4 -3 -1\n",
+    "huge.obj": _TRIANGLE + "f 1 2 99999999999999999999\n",
+    "plus.obj": _TRIANGLE + "f 1 2 +3\n",
+    "underscore.obj": "v 1_0 0 0\n" + _TRIANGLE + "f 1 2 3\n",
+    "zero.obj": _TRIANGLE + "f 1 2 0\n",
+    "unended.obj": _TRIANGLE + "f 1 2 3",
+    "comment.obj": _TRIANGLE.replace("\n", " # c\n", 1) + "f 1 2 3\n",
+    "crlf.obj": (_TRIANGLE + "f 1 2 3\n").replace("\n", "\r\n"),
+    "plain.off": _OFF_TRIANGLE + "3 0 1 2\n",
+    "blank.off": _OFF_TRIANGLE.replace("0 0 0", "\n0 0 0") + "3 0 1 2\n",
+    "extra_face.off": _OFF_TRIANGLE + "3 0 1 2\n3 0 1 2\n",
+    "short_face.off": _OFF_TRIANGLE + "3 0 1\n",
+    "five_colours.off": _OFF_TRIANGLE + "3 0 1 2 255 0 0 255 9\n",
+    "huge.off": _OFF_TRIANGLE + "3 0 1 99999999999999999999\n",
+    "lone_cr.off": _OFF_TRIANGLE.replace("0 1 0", "0\r1 0") + "3 0 1 2\n",
+    "spaced.off": _OFF_TRIANGLE + " 3\t0 1 2 \n\n \n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(EDGE_CASES))
+def test_edge_cases_read_alike_both_ways(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / name
+    path.write_bytes(EDGE_CASES[name].encode())
+    kind = path.suffix[1:]
+    read = getattr(meshes, f"read_{kind}")
+    fast = outcome(read, path)
+    monkeypatch.setattr(meshes, _FAST_PATHS[kind], lambda *args: None)
+    assert fast == outcome(read, path)

@@ -42,6 +42,8 @@ _ASCII_FACET = re.compile(
 )
 _OFF_COLOR_VALUES = 4  # a face line may end with an RGB or RGBA colour
 _Polygons = tuple[np.ndarray, np.ndarray, np.ndarray]  # vertices (n, 3), corners per face, their indices
+_SPACE = np.isin(np.arange(256), list(b" \t\r\x0b\x0c"))  # white space to bytes.split(), by byte value
+_ODD_END = np.isin(np.arange(256), list(b"\r\x0b\x0c#\n"))  # ends a word too, but is not a space or tab
 
 
 def read_off(path: str, max_points: int) -> tuple[np.ndarray, np.ndarray]:
@@ -167,8 +169,9 @@ def _plain_obj(data: bytes) -> _Polygons | None:
     Lines are told apart by their first two bytes: ``v`` or ``f`` and a space or tab. Plain: the
     ``v`` lines are rows of plain decimals and the ``f`` lines of plain corners (see ``blocks``),
     without comments; no line that starts with white space is a vertex or a face, and no ``v``
-    or ``f`` stands alone; there is a vertex and a face, and no face names vertex 0. Relative
-    (negative) indices count back from the ``v`` lines above their face, as in ``_careful_obj``.
+    or ``f`` is followed by other white space or a comment; there is a vertex and a face, and no
+    face names vertex 0. Relative (negative) indices count back from the ``v`` lines above their
+    face, as in ``_careful_obj``.
     """
     if not data.endswith(b"\n"):
         data += b"\n"  # every line, the last one too, ends with a newline
@@ -178,9 +181,9 @@ def _plain_obj(data: bytes) -> _Polygons | None:
     first, second = codes[starts], codes[np.minimum(starts + 1, len(codes) - 1)]
     spaced = (second == ord(" ")) | (second == ord("\t"))
     vertex, face = (first == ord("v")) & spaced, (first == ord("f")) & spaced
-    alone = ((first == ord("v")) | (first == ord("f"))) & ~spaced & np.isin(second, list(b"\r\x0b\x0c#\n"))
-    indented = np.flatnonzero(np.isin(first, list(b" \t\r\x0b\x0c")))
-    if alone.any() or any(_obj_keyword(data[starts[line] : ends[line]]) in (b"v", b"f") for line in indented):
+    odd = ((first == ord("v")) | (first == ord("f"))) & _ODD_END[second]  # "v\r1 2 3" is a vertex, "f#" a face
+    indented = np.flatnonzero(_SPACE[first])
+    if odd.any() or any(_obj_keyword(data[starts[line] : ends[line]]) in (b"v", b"f") for line in indented):
         return None
     n_vertices = int(vertex.sum())
     vertices = blocks.decimal_rows(_lines_after_keyword(codes, starts, ends, vertex), n_vertices, 3)
