@@ -45,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Generator
 from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
@@ -155,16 +156,11 @@ def _write(path: Path, kind: str, points: np.ndarray, faces: np.ndarray | None) 
 
 
 def fps_sources(files: list[str], n: int) -> list[np.ndarray]:
-    """Per file, the float32 cloud the network's ``n`` points are picked from by FPS (what
-    :func:`geocli.api.prepare_input` draws before its FPS): reading and sampling done, FPS not."""
-    from geocli.api import as_geometry, source_cloud  # (here: --parts e2e also measures older checkouts)
-    from geocli.geometry.sampling import normalize_unit_sphere
+    """Per file, the float32 cloud the network's ``n`` points are picked from by FPS
+    (:func:`geocli.api.fps_source`): reading and sampling done, FPS not."""
+    from geocli.api import as_geometry, fps_source  # (here: --parts e2e also measures older checkouts)
 
-    clouds = []
-    for path in files:
-        geometry = as_geometry(path, path)
-        clouds.append(source_cloud(normalize_unit_sphere(geometry.points)[0], geometry.faces, n, 0))
-    return [cloud.astype(np.float32) for cloud in clouds]
+    return [fps_source(as_geometry(path, path), n, 0)[1].astype(np.float32) for path in files]
 
 
 def raw_rate(model: Any, clouds: list[np.ndarray], batch_size: int) -> float:
@@ -187,16 +183,16 @@ def end_to_end_rate(model: Any, files: list[str]) -> float:
     A checkout from before classify streamed (issue 19's baseline, ``e58fece^``: a ``classify``
     that returns a list, reading one file after another) is timed through that ``classify``.
     """
-    if not hasattr(geocli.api, "classify_iter"):
-        geocli.api.classify(files[:WARM_UP], model)
-        started = time.perf_counter()
-        done = len(geocli.api.classify(files, model))
-        assert done == len(files)
-        return len(files) / (time.perf_counter() - started)
-    for _ in geocli.api.classify_iter(files[:WARM_UP], model, workers=0):
+
+    def stream(paths: list[str], workers: int) -> Generator[Any, None, None]:
+        if hasattr(geocli.api, "classify_iter"):
+            return geocli.api.classify_iter(paths, model, workers=workers)
+        return (p for p in geocli.api.classify(paths, model))  # the baseline: a list, no workers
+
+    for _ in stream(files[:WARM_UP], workers=0):
         pass
     started = time.perf_counter()
-    predictions = geocli.api.classify_iter(files, model, workers=default_workers())
+    predictions = stream(files, workers=default_workers())
     with closing(predictions):
         done = sum(1 for _ in predictions)
     assert done == len(files)

@@ -115,9 +115,15 @@ def prepare_input(geometry: Geometry, n: int, seed: int) -> NetworkInput:
     surface samples) before a small cloud is repeated up to ``n``: after that, three
     points and a real scan both count ``n``.
     """
-    normalised = normalize_unit_sphere(geometry.points)[0]
-    drawn = source_cloud(normalised, geometry.faces, n, seed)
+    normalised, drawn = fps_source(geometry, n, seed)
     return NetworkInput(normalised, fps_points(drawn, n).astype(np.float32), shape_warnings(drawn))
+
+
+def fps_source(geometry: Geometry, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``geometry``'s points on the unit sphere, and the cloud its network's ``n`` points are then picked from
+    by FPS (:func:`source_cloud`): what preparing a file costs before FPS (benchmarks time the rest alone)."""
+    normalised = normalize_unit_sphere(geometry.points)[0]
+    return normalised, source_cloud(normalised, geometry.faces, n, seed)
 
 
 def model_input(geometry: Geometry, n: int, seed: int) -> np.ndarray:
