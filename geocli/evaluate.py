@@ -71,12 +71,12 @@ def protocols_for(model: Classifier) -> tuple[str, ...]:
 def poses_for(model: Classifier, protocols: dict[str, str]) -> list[tuple[str | None, str]]:
     """(protocol or None, rotation kind) for every pose each test shape is evaluated in.
 
-    Exactly invariant models get one pose per protocol; learned-invariance models (an
-    ensemble with one among its members) get extra SO(3) poses (protocol None) up to
-    ``LEARNED_AGREEMENT_POSES``.
+    Exactly invariant models get one pose per protocol; the others (learned invariance, or
+    none: an ensemble with one among its members) get extra SO(3) poses (protocol None) up to
+    ``LEARNED_AGREEMENT_POSES``, for the agreement over rotations.
     """
     poses: list[tuple[str | None, str]] = [(name, kind) for name, kind in protocols.items()]
-    if any(INVARIANCE[member.card["family"]] == "learned" for member in members_of(model)):
+    if any(INVARIANCE[member.card["family"]] != "exact" for member in members_of(model)):
         poses += [(None, "so3")] * (LEARNED_AGREEMENT_POSES - len(poses))
     return poses
 

@@ -80,7 +80,7 @@ class TrainConfig:
     init: str | None = None  # weights to start from, e.g. a shipped checkpoint
     resamples: int = 0  # extra surface samplings of each training mesh (data sets with meshes only)
     partial_views: int = 0  # extra single-view scans of each training shape (classifiers only)
-    rotation: str = "so3"  # training rotations ("so3" or "z") for families whose invariance is learned
+    rotation: str = "so3"  # training rotations ("so3" or "z") for families not exactly invariant
     frame_jitter: float = 0.0  # exactly invariant families: degrees of random turn in the canonical frame
     tie_ratio: float = 1.0  # ... and any turn in planes whose variances tie above this ratio (1: never)
 
@@ -300,7 +300,7 @@ def augment(
     The draws are shared; what a model does with them is its own business: exactly
     invariant families scale a random sign view of the canonical cloud and turn it by
     :func:`frame_jitter`'s rotations (a rotation of the raw cloud would change nothing);
-    PaRot rotates its cloud.
+    PaRot and the upright reference rotate their clouds.
     """
     shape = batch["index"].shape
     low, high = config.scale_range

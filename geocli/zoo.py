@@ -92,7 +92,7 @@ class ModelCard(_CardCore, total=False):
 
     card_version: int
     description: str
-    invariance: str  # "exact" or "learned" (geocli.nets.registry.Invariance)
+    invariance: str  # "exact", "learned" or "none" (geocli.nets.registry.Invariance)
     parameters: int
     training: dict[str, Any]
     metrics: dict[str, Any]
@@ -253,8 +253,12 @@ class LoadedModel:
     def pose_warning(self) -> str | None:
         """What a user should know before trusting one prediction: ``None`` for an exactly invariant
         family; for one whose invariance is learned (PaRot), that its label can depend on the input's
-        pose, with the agreement over rotations that ``geocli eval`` measured, where the card has it."""
-        if self.card.get("invariance") != "learned":
+        pose, with the agreement over rotations that ``geocli eval`` measured, where the card has it;
+        for the upright reference (invariance "none"), that it is not rotation invariant at all."""
+        invariance = self.card.get("invariance")
+        if invariance == "none":
+            return f"{self.name} is not rotation invariant (an upright reference): its prediction depends on the pose"
+        if invariance != "learned":
             return None
         measured = self.card.get("metrics", {}).get("rotation_agreement")
         agreement = (

@@ -22,6 +22,8 @@ VARIANTS: dict[str, tuple[str, str, dict]] = {
     "small-canonical": ("tinvnn", "cpu", {}),
     "small-frame-jitter": ("tinvnn", "cpu", {"frame_jitter": 10.0, "tie_ratio": 0.85}),
     "small-tie-only": ("tinvnn", "cpu", {"tie_ratio": 0.85}),
+    # The ceiling: the same trunk without a frame, trained with rotations about z, validated upright.
+    "small-upright": ("upright", "cpu", {}),
 }
 
 

@@ -15,6 +15,7 @@ from geocli.geometry import frames
 from geocli.geometry.rotations import random_rotations, rotate
 from geocli.nets import apen
 from geocli.nets.registry import TASKS, create_model, list_families
+from geocli.zoo import LoadedModel
 
 TOLERANCE = 1e-4
 
@@ -90,3 +91,15 @@ def test_invariance_check_detects_a_pose_dependent_network(family: str, task: st
         monkeypatch.setattr(module, "principal_axes", fixed_axes)
     points = torch.from_numpy(modelnet_test["points"][:2, :512])
     assert max_logit_change(random_network(family, task), points, count=3, seed=1) > 10 * TOLERANCE
+
+
+@pytest.mark.parametrize("family", list_families("none"))
+def test_the_upright_reference_has_only_similarity_and_order_invariance(family: str, modelnet_test) -> None:
+    """The ceiling ablation's reference keeps translation, scale and point order out of its output but
+    not the pose: what it measures is the trunk with the pose given, and it warns whoever loads it."""
+    points = torch.from_numpy(modelnet_test["points"][:2, :512])
+    net = random_network(family)
+    assert max_logit_change(net, points, count=3, seed=1, pose=False) < TOLERANCE
+    assert max_logit_change(net, points, count=3, seed=1) > 10 * TOLERANCE
+    warning = LoadedModel(net, {"name": "upright-test", "invariance": "none"}).pose_warning  # type: ignore[arg-type]
+    assert warning is not None and "not rotation invariant" in warning

@@ -31,12 +31,15 @@ def exact(card: dict) -> bool:
     return INVARIANCE[card["family"]] == "exact"
 
 
+INVARIANT_FAMILIES = set(list_families("exact") + list_families("learned"))  # the upright reference is never shipped
+
+
 def test_a_classifier_of_every_family_is_shipped() -> None:
-    assert {card["family"] for card in CARDS} == set(list_families())
+    assert {card["family"] for card in CARDS} == INVARIANT_FAMILIES
 
 
 def test_a_segmenter_of_every_family_is_shipped() -> None:
-    assert {card["family"] for card in SEGMENTERS} == set(list_families())
+    assert {card["family"] for card in SEGMENTERS} == INVARIANT_FAMILIES
 
 
 @pytest.mark.parametrize("card", CARDS, ids=lambda c: c["name"])

@@ -56,7 +56,7 @@ def rotate(points: Tensor, rotations: Tensor) -> Tensor:
     return points @ rotations.to(points.dtype).transpose(-1, -2)
 
 
-def _plane_rotations(angles: Tensor, i: int, j: int) -> Tensor:
+def plane_rotations(angles: Tensor, i: int, j: int) -> Tensor:
     """(B,3,3) rotations by ``angles`` (B,) in the plane of axes i and j."""
     out = torch.eye(3, dtype=angles.dtype).repeat(len(angles), 1, 1)
     c, s = angles.cos(), angles.sin()
@@ -86,7 +86,7 @@ def frame_jitter(canonical: Tensor, max_degrees: float, tie_ratio: float, genera
             ratio = torch.minimum(big, small) / torch.maximum(big, small).clamp_min(1e-12)
             closeness = ((ratio - tie_ratio) / (1 - tie_ratio)).clamp(0, 1)
             angles = (2 * torch.rand(b, generator=generator) - 1) * math.pi * closeness
-            out = _plane_rotations(angles, i, i + 1) @ out
+            out = plane_rotations(angles, i, i + 1) @ out
     if max_degrees > 0:
         axis = torch.randn(b, 3, generator=generator)
         axis = axis / axis.norm(dim=1, keepdim=True).clamp_min(1e-12)

@@ -23,9 +23,14 @@ TRUNK_KEYS = ("k", "widths", "embedding", "local")  # the shared trunk's hyper-p
 
 
 class Frontend(nn.Module):
-    """Maps raw clouds to canonical views; subclasses define :meth:`canonical` and ``signs``."""
+    """Maps raw clouds to canonical views; subclasses define :meth:`canonical`, and ``signs`` when they
+    have more than the one view each cloud gets by default."""
 
     signs: Tensor  # (F, 3): one row of axis signs per view
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("signs", torch.ones(1, 3), persistent=False)
 
     def canonical(self, points: Tensor) -> Tensor:
         """(B,N,3) raw points -> (B,N,3) canonical coordinates of the first view."""

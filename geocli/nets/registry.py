@@ -25,8 +25,9 @@ if TYPE_CHECKING:
     from torch import Tensor, nn
 
 TASKS = ("classify", "segment")
-# How a family is invariant: "exact" by construction, "learned" from rotated training data.
-Invariance = Literal["exact", "learned"]
+# How a family is invariant: "exact" by construction, "learned" from rotated training data, or
+# "none": a reference that is not rotation invariant, for ablations only (never shipped).
+Invariance = Literal["exact", "learned", "none"]
 
 # The edge trunk of the cpu recipes; "max": the first layer runs on the fused gather-max.
 EDGE_TRUNK: dict[str, Any] = {"k": 16, "widths": [32, 48, 96, 192], "embedding": 384, "local": "max"}
@@ -194,6 +195,15 @@ FAMILIES: dict[str, Family] = {
                 },
             },
         ),
+        Family(
+            name="upright",
+            module="geocli.nets.upright",
+            invariance="none",
+            description="Upright reference (not rotation invariant): the shared static-graph edge-convolution "
+            "backbone on the centred, unit-scaled cloud in its own pose, trained with rotations about z; what the "
+            "ceiling ablation measures the invariant front-ends' frames against. Never shipped.",
+            recipes={"cpu": {"hparams": EDGE_TRUNK, "rotation": "z"}},
+        ),
     )
 }
 DEFAULT_FAMILY = "frame_averaging"  # what `geocli train` trains when no --family is given
@@ -201,7 +211,7 @@ INVARIANCE: dict[str, Invariance] = {name: family.invariance for name, family in
 
 
 def list_families(invariance: Invariance | None = None) -> list[str]:
-    """Every family, or those whose invariance is ``invariance`` ("exact" or "learned")."""
+    """Every family, or those whose invariance is ``invariance`` ("exact", "learned" or "none")."""
     return sorted(f for f, kind in INVARIANCE.items() if invariance in (None, kind))
 
 

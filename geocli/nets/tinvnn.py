@@ -44,10 +44,6 @@ def sign_rule(coordinates: Tensor) -> Tensor:
 class TinvNN(Frontend):
     """One canonical view: MDS coordinates (computed in O(n)) with the sign rule applied."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.register_buffer("signs", torch.ones(1, 3), persistent=False)
-
     def canonical(self, points: Tensor) -> Tensor:
         return sign_rule(canonical_coordinates(points)[0])
 
