@@ -58,12 +58,38 @@ class _Command(TyperCommand):
         super().format_help(ctx, formatter)
 
 
+RAY_WORDS = ("auto", "local")  # --ray's named addresses; any other is HOST:PORT or a ray:// URL, with a colon
+
+
+def _ray_address_optional(args: list[str]) -> list[str]:
+    """``args`` with an empty address after each ``--ray`` that has none (Ray's own default: ``RAY_ADDRESS``,
+    else a new cluster here).
+
+    A click option takes a value always or never, so ``--ray [ADDRESS]`` is settled here, before parsing:
+    the word after ``--ray`` is its address only when it is one (``auto``, ``local`` or a word with a colon);
+    otherwise, a path or another option, ``--ray`` gets ``""`` and the word is left to what it is.
+    """
+    out: list[str] = []
+    for i, word in enumerate(args):
+        if word == "--":  # what follows is positional, even a '--ray'
+            return out + args[i:]
+        out.append(word)
+        if word == "--ray":
+            following = args[i + 1] if i + 1 < len(args) else None
+            if following is None or not (following in (*RAY_WORDS, "") or ":" in following):
+                out.append("")
+    return out
+
+
 class _Group(TyperGroup):
-    """``geocli`` itself (``--version``, ``--help``), likewise."""
+    """``geocli`` itself (``--version``, ``--help``), likewise; it also settles ``--ray``'s optional address."""
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         _untype_flags(self.get_params(ctx))
         super().format_help(ctx, formatter)
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, _ray_address_optional(args))
 
 
 class _Typer(typer.Typer):
@@ -283,10 +309,10 @@ def _cluster_options(
 RayOption = Annotated[
     str | None,
     typer.Option(
-        metavar="ADDRESS",
+        metavar="[ADDRESS]",
         help="Spread the files over a Ray cluster's workers, each loading the model once: auto (this machine's "
-        "cluster), local (a new one here), or the head's HOST:PORT; --workers: how many (default: one per "
-        "CPU). Needs pip install 'geocli[ray]'.",
+        "cluster), local (a new one here), the head's HOST:PORT, or none (RAY_ADDRESS, else a new one here); "
+        "--workers: how many (default: one per CPU). Needs pip install 'geocli[ray]'.",
     ),
 ]
 
@@ -310,7 +336,7 @@ def _cluster(ray: str | None, clusters: bool, model: str, workers: int | None, d
         fail_usage("--ray does not split scenes (--clusters); run it without --ray")
     from geocli.distributed import Cluster
 
-    return Cluster(ray, workers, model, device)
+    return Cluster(ray or None, workers, model, device)
 
 
 def _workers(given: int | None) -> int:

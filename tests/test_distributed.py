@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from geocli.cli import app
+from geocli.cli import _ray_address_optional, app
 from geocli.defaults import DEFAULT_CLASSIFIER as DEFAULT
 from test_prefetch import mixed_folder
 
@@ -56,7 +56,7 @@ def test_segment_on_ray_writes_what_a_local_run_writes_and_resumes_alike(cluster
     full = tmp_path / "full"
     assert runner.invoke(app, ["segment", str(folder), "--out", str(full), "--workers", "0"]).exit_code == 1
     runs = {}
-    for where, options in (("local", ["--workers", "0"]), ("ray", ["--ray", "auto", "--workers", "2"])):
+    for where, options in (("local", ["--workers", "0"]), ("ray", ["--ray", "--workers", "2"])):  # bare --ray
         out = tmp_path / where  # an interrupted batch: the first five outputs are there
         out.mkdir()
         for done in sorted(full.glob("*.ply"))[:5]:
@@ -89,3 +89,19 @@ def test_ray_does_not_take_clusters(tmp_path: Path) -> None:
         assert result.stderr == "geocli: error: --ray does not split scenes (--clusters); run it without --ray\n"
         assert result.stdout == ""
     assert not (tmp_path / "out").exists()
+
+
+def test_the_address_is_optional_and_never_swallows_a_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--ray [ADDRESS]``: bare, before a path or before another option, it takes Ray's default address."""
+    assert _ray_address_optional(["classify", "scans/", "--ray"]) == ["classify", "scans/", "--ray", ""]
+    assert _ray_address_optional(["classify", "--ray", "scans/"]) == ["classify", "--ray", "", "scans/"]
+    assert _ray_address_optional(["segment", "--ray", "-r", "x"]) == ["segment", "--ray", "", "-r", "x"]
+    for address in ("auto", "local", "head:6379", "ray://head:10001"):
+        assert _ray_address_optional(["classify", "--ray", address, "x"]) == ["classify", "--ray", address, "x"]
+    assert _ray_address_optional(["classify", "--", "--ray"]) == ["classify", "--", "--ray"]
+    monkeypatch.setitem(sys.modules, "ray", None)
+    scan = str(Path(__file__).resolve().parents[1] / "sample_data" / "chair_0001.pcd")
+    for args in (["classify", scan, "--ray"], ["classify", "--ray", scan]):
+        result = runner.invoke(app, args)  # parsed, the path an input: it fails only for want of Ray
+        assert result.exit_code == 2
+        assert result.stderr == "geocli: error: --ray needs Ray, an optional extra: pip install 'geocli[ray]'\n"
