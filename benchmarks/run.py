@@ -374,7 +374,8 @@ def table(result: dict[str, Any]) -> str:
             same = "byte for byte the same" if ray["identical_jsonl"] else "NOT the same"
             notes += [f"`--ray`, {ray['workers']} local workers: {ray['files']} records {same} as a local run's."]
     lines += ["", *(f"- {note}" for note in notes)]
-    lines += [f"- `{part}` re-measured alone, geocli {commit}." for part, commit in result.get("remeasured", {}).items()]
+    again = result.get("remeasured", {})
+    lines += [f"- `{part}` re-measured alone, geocli {commit}." for part, commit in again.items()]
     return "\n".join(lines)
 
 
