@@ -24,6 +24,8 @@ VARIANTS: dict[str, tuple[str, str, dict]] = {
     "small-tie-only": ("tinvnn", "cpu", {"tie_ratio": 0.85}),
     # The ceiling: the same trunk without a frame, trained with rotations about z, validated upright.
     "small-upright": ("upright", "cpu", {}),
+    # Closing it: TinvNN's frame with the signed axis the network is surest of as up.
+    "small-confident-up": ("confident_up", "cpu", {}),
 }
 
 

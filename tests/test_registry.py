@@ -35,7 +35,7 @@ def test_every_recipe_of_every_family_makes_a_configuration(family: str) -> None
 
 
 def test_unknown_family_names_the_known_ones() -> None:
-    known = "apen, frame_averaging, parot, tinvnn, upright"
+    known = "apen, confident_up, frame_averaging, parot, tinvnn, upright"
     with pytest.raises(ValueError, match=f"unknown family 'pointnet'; known: {known}"):
         create_model("pointnet", 5)
     with pytest.raises(ValueError, match="unknown family"):

@@ -10,6 +10,7 @@ the network code.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
@@ -18,13 +19,20 @@ from torch import Tensor, nn
 from geocli.geometry.frames import random_sign_views
 from geocli.nets.backbone import ClassifierHead, EdgeTrunk, SegmentationHead, TrunkConfig
 from geocli.ops import knn
+from geocli.precision import autocast
 
 TRUNK_KEYS = ("k", "widths", "embedding", "local")  # the shared trunk's hyper-parameters
+ViewScore = Callable[[Tensor], Tensor]  # views (B,V,N,3) -> the network's (B,V) confidence in each
 
 
 class Frontend(nn.Module):
     """Maps raw clouds to canonical views; subclasses define :meth:`canonical`, and ``signs`` when they
-    have more than the one view each cloud gets by default."""
+    have more than the one view each cloud gets by default.
+
+    The views of a canonical cloud are its sign views (one row of ``signs`` each) and the network's
+    output is their average; a front-end that chooses among its views instead overrides
+    :meth:`views`, :meth:`reduce` and :meth:`training_view` (:class:`geocli.nets.confident_up.ConfidentUp`).
+    """
 
     signs: Tensor  # (F, 3): one row of axis signs per view
 
@@ -39,6 +47,23 @@ class Frontend(nn.Module):
     @property
     def num_views(self) -> int:
         return self.signs.shape[0]
+
+    def views(self, canonical: Tensor) -> Tensor:
+        """(B,V,N,3): every view of (B,N,3) canonical clouds."""
+        return canonical.unsqueeze(1) * self.signs.to(canonical.dtype)[None, :, None, :]
+
+    def reduce(self, outputs: Tensor) -> Tensor:
+        """The network's output from its outputs (B,V,...) on every view: their average."""
+        return outputs.mean(dim=1)
+
+    def training_view(self, canonical: Tensor, score: ViewScore, generator: torch.Generator) -> Tensor:
+        """(B,N,3): the view each (B,N,3) canonical cloud is trained on: one drawn at random.
+
+        ``score`` maps views (B,V,N,3) to the network's (B,V) confidence in each, for front-ends that
+        choose; this one does not need it.
+        """
+        view = random_sign_views(self.signs.cpu(), len(canonical), generator)
+        return canonical * view[:, None, :]
 
 
 class InvariantNet(nn.Module):
@@ -70,16 +95,20 @@ class InvariantNet(nn.Module):
         return self.average_views(self.frontend.canonical(points), neighbors)
 
     def average_views(self, canonical: Tensor, neighbors: Tensor) -> Tensor:
-        """Backbone output averaged over every sign view of precomputed canonical clouds.
+        """Backbone output over every view of precomputed canonical clouds, reduced by the front-end
+        (averaged, for every front-end but one that chooses).
 
         Split from :meth:`forward` so that training and validation can cache the
         canonical coordinates and graphs, which never change for a given cloud.
         """
-        views = canonical.unsqueeze(1) * self.frontend.signs.to(canonical.dtype)[None, :, None, :]
+        return self.frontend.reduce(self.view_outputs(self.frontend.views(canonical), neighbors))
+
+    def view_outputs(self, views: Tensor, neighbors: Tensor) -> Tensor:
+        """Backbone output (B,V,...) on views (B,V,N,3) of clouds whose graphs are (B,N,k)."""
         b, f, n, _ = views.shape
         repeated = neighbors.unsqueeze(1).expand(b, f, *neighbors.shape[1:]).reshape(b * f, *neighbors.shape[1:])
         out = self.backbone(views.reshape(b * f, n, 3), repeated)
-        return out.reshape(b, f, *out.shape[1:]).mean(dim=1)
+        return out.reshape(b, f, *out.shape[1:])
 
     # The training interface every family implements (see geocli.train).
 
@@ -97,17 +126,31 @@ class InvariantNet(nn.Module):
     def augment(
         self, batch: dict[str, Tensor], scale: Tensor, noise: Tensor, rotations: Tensor, generator: torch.Generator
     ) -> dict[str, Tensor]:
-        """A random sign view of each canonical cloud, scaled along its axes, turned by ``rotations``, jittered.
+        """The training view of each canonical cloud (:meth:`Frontend.training_view`), scaled along its
+        axes, turned by ``rotations``, jittered.
 
         Scaling along the canonical axes keeps them the principal axes, so the result is
         still a valid canonical view of a plausible shape. ``rotations`` act in the
         canonical frame (:func:`geocli.geometry.rotations.frame_jitter`): they show the
         network the frames that noise and near-equal variances give at inference.
         """
-        signs = self.frontend.signs.cpu()
-        view = random_sign_views(signs, len(scale), generator)
-        turned = (batch["canonical"] * view[:, None, :] * scale) @ rotations.transpose(-1, -2)
+        view = self.frontend.training_view(batch["canonical"], partial(self.confidence, batch["neighbors"]), generator)
+        turned = (view * scale) @ rotations.transpose(-1, -2)
         return {**batch, "canonical": turned + noise}
+
+    @torch.no_grad()
+    def confidence(self, neighbors: Tensor, views: Tensor) -> Tensor:
+        """(B,V): how sure the network, in evaluation mode, is of its answer on each view (B,V,N,3): the
+        largest class probability, averaged over the points for a segmenter."""
+        device, was_training = next(self.parameters()).device, self.training
+        self.eval()
+        try:
+            with autocast(device):
+                outputs = self.view_outputs(views.to(device), neighbors.long().to(device)).float()
+        finally:
+            self.train(was_training)
+        sure = outputs.softmax(dim=-1).amax(dim=-1)
+        return (sure if sure.ndim == 2 else sure.mean(dim=-1)).cpu()
 
     def auxiliary_loss(self) -> Tensor:
         """Exactly invariant families train on the task loss alone."""

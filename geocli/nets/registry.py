@@ -105,6 +105,8 @@ class Family:
     # Named changes to geocli.train.TrainConfig, on top of the data set's; "cpu" is the default,
     # sized for a two-core machine, and every family has one.
     recipes: Mapping[str, Mapping[str, Any]]
+    # Whether models/ must hold a classifier and a segmenter of it; ablations' families are not shipped.
+    shipped: bool = True
 
     def build(self, hparams: Mapping[str, Any], num_classes: int, task: str) -> Network:
         """An untrained network (a copy of ``hparams`` is handed on: builders may consume it)."""
@@ -203,6 +205,18 @@ FAMILIES: dict[str, Family] = {
             "backbone on the centred, unit-scaled cloud in its own pose, trained with rotations about z; what the "
             "ceiling ablation measures the invariant front-ends' frames against. Never shipped.",
             recipes={"cpu": {"hparams": EDGE_TRUNK, "rotation": "z"}},
+            shipped=False,
+        ),
+        Family(
+            name="confident_up",
+            module="geocli.nets.confident_up",
+            invariance="exact",
+            description="ConfidentUp: TinvNN's canonical frame seen with each of its six signed axes as up, the "
+            "shared static-graph edge-convolution backbone on each, and the output of the view it is most "
+            "confident on (adaptive canonicalisation, Lin and Levie 2025), in training as at inference; exactly "
+            "invariant to rotations, reflections, translation, scale and point order. An ablation, not shipped.",
+            recipes={"cpu": {"hparams": EDGE_TRUNK}},
+            shipped=False,
         ),
     )
 }
@@ -210,9 +224,14 @@ DEFAULT_FAMILY = "frame_averaging"  # what `geocli train` trains when no --famil
 INVARIANCE: dict[str, Invariance] = {name: family.invariance for name, family in FAMILIES.items()}
 
 
-def list_families(invariance: Invariance | None = None) -> list[str]:
-    """Every family, or those whose invariance is ``invariance`` ("exact", "learned" or "none")."""
-    return sorted(f for f, kind in INVARIANCE.items() if invariance in (None, kind))
+def list_families(invariance: Invariance | None = None, shipped: bool | None = None) -> list[str]:
+    """Every family, or those whose invariance is ``invariance`` ("exact", "learned" or "none"), or those
+    ``models/`` ships (``shipped=True``) or does not."""
+    return sorted(
+        name
+        for name, family in FAMILIES.items()
+        if invariance in (None, family.invariance) and shipped in (None, family.shipped)
+    )
 
 
 def get_family(name: str) -> Family:
