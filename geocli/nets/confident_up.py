@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from geocli.nets.invariant import ViewScore, edge_network
+from geocli.nets.invariant import ViewScore, edge_network, view_confidence
 from geocli.nets.registry import Network
 from geocli.nets.tinvnn import TinvNN
 
@@ -63,8 +63,7 @@ class ConfidentUp(TinvNN):
         return torch.einsum("bnj,vij->bvni", canonical, self.matrices.to(canonical.dtype))
 
     def reduce(self, outputs: Tensor) -> Tensor:
-        sure = outputs.float().softmax(dim=-1).amax(dim=-1)  # (B,V) or (B,V,N)
-        chosen = (sure if sure.ndim == 2 else sure.mean(dim=-1)).argmax(dim=1)
+        chosen = view_confidence(outputs).argmax(dim=1)
         return outputs[torch.arange(len(outputs), device=outputs.device), chosen]
 
     def training_view(self, canonical: Tensor, score: ViewScore, generator: torch.Generator) -> Tensor:

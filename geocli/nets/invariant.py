@@ -25,6 +25,13 @@ TRUNK_KEYS = ("k", "widths", "embedding", "local")  # the shared trunk's hyper-p
 ViewScore = Callable[[Tensor], Tensor]  # views (B,V,N,3) -> the network's (B,V) confidence in each
 
 
+def view_confidence(outputs: Tensor) -> Tensor:
+    """(B,V) confidence of the network's outputs (B,V,C) or (B,V,N,C) on each view: its largest class
+    probability, averaged over the points for a segmenter."""
+    sure = outputs.float().softmax(dim=-1).amax(dim=-1)
+    return sure if sure.ndim == 2 else sure.mean(dim=-1)
+
+
 class Frontend(nn.Module):
     """Maps raw clouds to canonical views; subclasses define :meth:`canonical`, and ``signs`` when they
     have more than the one view each cloud gets by default.
@@ -149,8 +156,7 @@ class InvariantNet(nn.Module):
                 outputs = self.view_outputs(views.to(device), neighbors.long().to(device)).float()
         finally:
             self.train(was_training)
-        sure = outputs.softmax(dim=-1).amax(dim=-1)
-        return (sure if sure.ndim == 2 else sure.mean(dim=-1)).cpu()
+        return view_confidence(outputs).cpu()
 
     def auxiliary_loss(self) -> Tensor:
         """Exactly invariant families train on the task loss alone."""
