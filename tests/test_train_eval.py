@@ -115,7 +115,10 @@ def _usage_error(*args: str) -> str:
             ["--family", "tinvnn", "--recipe", "published"],
             "family 'tinvnn' has no recipe 'published'; known: cpu, wide",
         ),
-        (["--family", "pointnet"], "unknown family 'pointnet'; known: apen, frame_averaging, parot, tinvnn"),
+        (
+            ["--family", "pointnet"],
+            "unknown family 'pointnet'; known: apen, confident_up, frame_averaging, parot, tinvnn, upright",
+        ),
         (["--hparams", "{k: 16}"], "--hparams is not JSON (Expecting property name"),
         (["--hparams", "[16]"], "--hparams must be a JSON object"),
         (["--hparams", '{"k": 4, "depth": 3}'], "build no frame_averaging network (FrameAveraging.__init__() got an "),
