@@ -70,10 +70,7 @@ def probabilities(net: InvariantNet, canonical: Tensor, neighbors: Tensor, views
     out = []
     for start in range(0, len(canonical), 32):
         c, n, v = canonical[start : start + 32], neighbors[start : start + 32], views[start : start + 32]
-        b, count = v.shape[:2]
-        turned = torch.einsum("bnj,bvij->bvni", c, v).reshape(b * count, -1, 3)
-        graphs = n.unsqueeze(1).expand(b, count, *n.shape[1:]).reshape(b * count, *n.shape[1:])
-        out.append(net.backbone(turned, graphs).reshape(b, count, -1).softmax(-1))
+        out.append(net.view_outputs(torch.einsum("bnj,bvij->bvni", c, v), n).softmax(-1))
     return torch.cat(out)
 
 
