@@ -192,11 +192,19 @@ def end_to_end_rate(model: Any, files: list[str]) -> float:
     for _ in stream(files[:WARM_UP], workers=0):
         pass
     started = time.perf_counter()
-    predictions = stream(files, workers=default_workers())
+    predictions = stream(files, workers=model_workers(model))
     with closing(predictions):
         done = sum(1 for _ in predictions)
     assert done == len(files)
     return len(files) / (time.perf_counter() - started)
+
+
+def model_workers(model: Any) -> int:
+    """The ``--workers`` a run of ``model`` gets by default (before issue 19's change to it, whatever
+    that checkout's :func:`default_workers` gave)."""
+    if not hasattr(geocli.api, "model_device"):
+        return default_workers()
+    return default_workers(geocli.api.model_device(model))
 
 
 def one_file_seconds(name: str, path: str, runs: int) -> float:
@@ -219,6 +227,7 @@ def train_step_seconds(family: str, quick: bool) -> float:
 def classifier_row(name: str, files: list[str], parts: set[str], args: argparse.Namespace) -> dict[str, Any]:
     model = load_model(name, device=args.device)
     row: dict[str, Any] = {"model": name, "family": model.card["family"], "input_points": model.input_points}
+    row["workers"] = model_workers(model)
     if "e2e" in parts:
         row["end_to_end_files_per_s"] = round(end_to_end_rate(model, files), 2)
     if "raw" in parts:
@@ -297,7 +306,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     names = args.models.split(",") if args.models else [c["name"] for c in list_models() if c["task"] == "classify"]
     with tempfile.TemporaryDirectory() as tmp:
         files = generate_files(Path(tmp), args.files)
-        result["files"] = {"count": len(files), "formats": list(FORMATS), "workers": default_workers()}
+        result["files"] = {"count": len(files), "formats": list(FORMATS)}
         result["classifiers"] = [classifier_row(name, files, parts, args) for name in names]
         if "ray" in parts:
             from geocli.distributed import RayUnavailable
@@ -343,8 +352,10 @@ def table(result: dict[str, Any]) -> str:
     load = f"load average {info['load_average_before'][0]} before, {info['load_average_after'][0]} after"
     notes = [f"Measured on {where} ({load}), device {result['device']}, geocli {result['geocli']['commit']}."]
     files = result["files"]
+    workers = sorted({row.get("workers", files.get("workers")) for row in result["classifiers"]})  # older: per run
     notes += [
-        f"End to end: {files['count']} generated files in {len(files['formats'])} formats, {files['workers']} workers."
+        f"End to end: {files['count']} generated files in {len(files['formats'])} formats, "
+        f"default `--workers` ({' or '.join(map(str, workers))})."
     ]
     if result["quick"]:
         notes += ["A `--quick` run: a smoke test (the default classifier, a 20,000-point scan, a small training step)."]

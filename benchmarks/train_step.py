@@ -13,7 +13,11 @@ clouds of the recipe's size (no data set needed):
 * ``kernels``: the recipe as trained now (``local="max"`` first layer), the compiled
   gather-max, float32;
 * ``new``: the same, with the autocast :mod:`geocli.precision` chooses on this CPU
-  (bfloat16 where it is native, float32 elsewhere): what ``geocli train`` runs.
+  (bfloat16 where it is native, float32 elsewhere), and freed memory kept for the next
+  step (:mod:`geocli.allocator`): what ``geocli train`` runs.
+
+``malloc_default_seconds`` is ``new`` with glibc's default thresholds, measured first, for
+every configuration, since the kept setting cannot be undone within a process.
 
 Each row carries the CPU capability and the autocast choice; ``speedup`` is old / new.
 Compare only figures from one run.
@@ -29,6 +33,7 @@ import time
 
 import torch
 
+from geocli.allocator import keep_freed_memory
 from geocli.data import TASK
 from geocli.nets.registry import create_model
 from geocli.ops import kernels_available, use_kernels
@@ -93,6 +98,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     configs = configurations()
     names = args.only.split(",") if args.only else list(configs)
+    malloc_default = {
+        name: step_seconds(configs[name], configs[name].hparams, True, autocast("cpu"), args.steps) for name in names
+    }
+    kept = keep_freed_memory()
     rows = []
     for name in names:
         config = configs[name]
@@ -102,6 +111,7 @@ def main() -> None:
             ),
             "kernels": step_seconds(config, config.hparams, True, contextlib.nullcontext(), args.steps),
             "new": step_seconds(config, config.hparams, True, autocast("cpu"), args.steps),
+            "malloc_default": malloc_default[name],
         }
         steps_per_epoch = math.ceil(EPOCH_SHAPES[config.dataset] / config.batch_size)
         row = {
@@ -113,6 +123,7 @@ def main() -> None:
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "kernels_built": kernels_available(),
             "autocast": precision_name("cpu"),
+            "memory_kept": kept,
             **{f"{key}_seconds": round(value, 3) for key, value in seconds.items()},
             "speedup": round(seconds["old"] / seconds["new"], 2),
             "new_minutes_per_epoch": round(steps_per_epoch * seconds["new"] / 60, 1),

@@ -18,6 +18,16 @@ with the default classifier ran at 59-61 files/s with no workers and 61-64 with 
 two: the training run left no idle core to overlap on (a forked process preparing beside
 the network gave no overlap either: 1.91 s for 0.88 s of preparation and 0.93 s of
 network), so the gain shows where a core is free.
+
+That overlap only pays on cores the network leaves free. Where its threads already use every
+core (two cores, torch's two threads), a preparing thread takes a core from the network's
+parallel loops for a while, and each loop waits for its slowest thread: on a 2-core machine
+with nothing else running, PaRot over 400 generated files in ten formats
+(``benchmarks/run.py``'s) ran at 111-130 files/s preparing each file in the main thread (five
+runs), and in the same runs never faster with threads: 108 and 126 with one preparing ahead,
+109 with two, 102-125 with one or two taking turns with the network (preparing the next batch
+while it waits; preparing holds the GIL much of the time); its network alone did 154-201. So by
+default workers go only to the cores torch's threads leave free (:func:`default_workers`).
 """
 
 from __future__ import annotations
@@ -28,19 +38,32 @@ from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
+import torch
+
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 MAX_DEFAULT_WORKERS = 4  # past this, reading a folder of small files no longer outpaces a CPU network
 
 
-def default_workers() -> int:
-    """Preparing threads when none are asked for: one core is left to the network, at most 4, at least 1."""
+def usable_cores() -> int:
+    """The cores this process may use (a container's share where the OS says so)."""
     try:
-        cores = len(os.sched_getaffinity(0))  # the cores this process may use (a container's share)
+        return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(MAX_DEFAULT_WORKERS, cores - 1))
+        return os.cpu_count() or 1
+
+
+def default_workers(device: torch.device | None = None) -> int:
+    """Preparing threads when none are asked for: one per core the network on ``device`` leaves free, at most 4.
+
+    A network on the CPU has torch's threads (``torch.get_num_threads()``), so where they take every
+    core this is 0 and files are prepared in the main thread between batches (see the module's
+    doc); a GPU's network leaves all cores but the one that drives it.
+    """
+    cores = usable_cores()
+    spare = cores - 1 if device is not None and device.type != "cpu" else cores - torch.get_num_threads()
+    return max(0, min(MAX_DEFAULT_WORKERS, spare))
 
 
 def prefetch(

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from geocli.allocator import keep_freed_memory
 from geocli.train import recipe, train
 
 # name: (family, recipe, overrides)
@@ -37,6 +38,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as geocli train does
     family, name, overrides = VARIANTS[args.variant]
     config = recipe("modelnet40", family, name, **{"epochs": args.epochs, "validate_after": 0.0, **overrides})
     meta = train(config, args.out, log=lambda message: print(message, flush=True))

