@@ -1,6 +1,6 @@
 """How well ``--clusters`` finds and labels the objects of generated scenes (issue 20's target: >= 95 % found).
 
-Usage: python benchmarks/scenes.py [--scenes 50] [--first-seed 0] [--model NAME] [--out report.json]
+Usage: python benchmarks/scenes.py [--scenes 200] [--first-seed 0] [--model NAME] [--out report.json]
 
 Each seed gives a scene of 2-6 ModelNet40 test shapes in random poses on a noisy floor
 (:func:`geocli.data.scenes.make_scene`). The scene goes through :func:`geocli.scenes.classify_scenes`
@@ -76,7 +76,7 @@ def figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenes", type=int, default=50)
+    parser.add_argument("--scenes", type=int, default=200)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--model", default=DEFAULT_CLASSIFIER)
     parser.add_argument("--out", type=Path, help="Write the figures and every shape's row here as JSON.")
