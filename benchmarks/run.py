@@ -9,7 +9,8 @@ Per shipped classifier, in one process and one run, so that ratios compare like 
   sampling to;
 * ``end_to_end_files_per_s``: ``classify_iter`` over a folder of ``--files`` generated
   files in ten formats (binary and ASCII PLY, PCD, XYZ, NPY, LAS clouds; OFF, OBJ, STL and
-  PLY meshes), every record taken, the model already loaded, the default ``--workers``;
+  PLY meshes), every record taken, the model already loaded, the default ``--workers`` (or
+  ``--workers N``, to compare; the row says which);
 * ``end_to_end_over_raw``: their ratio (target: 0.8 or more);
 * ``one_file_s``: wall time of ``geocli classify FILE -m MODEL`` in a new process (median of 3);
 * ``train_step_s``: one training step of the family's ``cpu`` recipe (``benchmarks/train_step.py``'s "new").
@@ -177,8 +178,9 @@ def raw_rate(model: Any, clouds: list[np.ndarray], batch_size: int) -> float:
     return len(clouds) / (time.perf_counter() - started)
 
 
-def end_to_end_rate(model: Any, files: list[str]) -> float:
-    """Files per second of classify_iter over ``files`` (default workers and batch), after a warm-up on a few.
+def end_to_end_rate(model: Any, files: list[str], workers: int) -> float:
+    """Files per second of classify_iter over ``files`` (``workers`` threads, the default batch), after a warm-up
+    on a few.
 
     A checkout from before classify streamed (issue 19's baseline, ``e58fece^``: a ``classify``
     that returns a list, reading one file after another) is timed through that ``classify``.
@@ -192,19 +194,11 @@ def end_to_end_rate(model: Any, files: list[str]) -> float:
     for _ in stream(files[:WARM_UP], workers=0):
         pass
     started = time.perf_counter()
-    predictions = stream(files, workers=model_workers(model))
+    predictions = stream(files, workers=workers)
     with closing(predictions):
         done = sum(1 for _ in predictions)
     assert done == len(files)
     return len(files) / (time.perf_counter() - started)
-
-
-def model_workers(model: Any) -> int:
-    """The ``--workers`` a run of ``model`` gets by default (before issue 19's change to it, whatever
-    that checkout's :func:`default_workers` gave)."""
-    if not hasattr(geocli.api, "model_device"):
-        return default_workers()
-    return default_workers(geocli.api.model_device(model))
 
 
 def one_file_seconds(name: str, path: str, runs: int) -> float:
@@ -227,9 +221,9 @@ def train_step_seconds(family: str, quick: bool) -> float:
 def classifier_row(name: str, files: list[str], parts: set[str], args: argparse.Namespace) -> dict[str, Any]:
     model = load_model(name, device=args.device)
     row: dict[str, Any] = {"model": name, "family": model.card["family"], "input_points": model.input_points}
-    row["workers"] = model_workers(model)
+    row["workers"] = default_workers() if args.workers is None else args.workers
     if "e2e" in parts:
-        row["end_to_end_files_per_s"] = round(end_to_end_rate(model, files), 2)
+        row["end_to_end_files_per_s"] = round(end_to_end_rate(model, files, row["workers"]), 2)
     if "raw" in parts:
         from geocli.gpu import inference_batch_size  # (here: --parts e2e also measures older checkouts)
 
@@ -281,7 +275,7 @@ def baseline_rate(files: list[str], commit: str = BASELINE) -> dict[str, Any]:
             if done.returncode:
                 raise RuntimeError(f"baseline {commit}: {done.stderr.strip().splitlines()[-1:]}")
             model = load_model(checkout / "models" / f"{DEFAULT_CLASSIFIER}.json", device="cpu")
-            now = end_to_end_rate(model, files)
+            now = end_to_end_rate(model, files, default_workers())
         finally:
             subprocess.run([*git, "remove", "--force", str(checkout)], capture_output=True)
         measured = json.loads(out.read_text())
@@ -423,6 +417,7 @@ def main() -> None:
         "--parts", default="raw,e2e,cli,segment,train,ray,baseline", help="what to measure (default: all)"
     )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--workers", type=int, help="end to end with this --workers (default: geocli's default)")
     parser.add_argument("--out", type=Path, help="the JSON file (default: benchmarks/results/<machine>.json)")
     parser.add_argument(
         "--readme",

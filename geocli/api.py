@@ -237,11 +237,6 @@ def network_batch(model: Classifier, batch_size: int | None) -> int:
     return batch_size or min(inference_batch_size(member) for member in members_of(model))
 
 
-def model_device(model: Classifier) -> torch.device:
-    """The device ``model``'s network (an ensemble's first member's) runs on."""
-    return next(members_of(model)[0].net.parameters()).device
-
-
 classify_iter = classify  # its name while classify returned a list; code written against it keeps working
 
 Network = Callable[[list[Prepared[NetworkInput]]], list[Result]]

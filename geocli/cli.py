@@ -243,8 +243,7 @@ WorkersOption = Annotated[
     typer.Option(
         min=0,
         help="Threads that read and prepare the next files while the network runs (align: that do all the work); "
-        "default: one per core the network's threads leave free, up to 4 (on 2 cores: 0); 0: none, one file after "
-        "another.",
+        "default: the cores but one, 1 to 4; 0: none, one file after another.",
     ),
 ]
 
@@ -340,12 +339,11 @@ def _cluster(ray: str | None, clusters: bool, model: str, workers: int | None, d
     return Cluster(ray or None, workers, model, device)
 
 
-def _workers(given: int | None, loaded: Any) -> int:
-    """``--workers`` as given, or :func:`geocli.prefetch.default_workers` for where ``loaded``'s network runs."""
-    from geocli.api import model_device
+def _workers(given: int | None) -> int:
+    """``--workers`` as given, or :func:`geocli.prefetch.default_workers` when it is not."""
     from geocli.prefetch import default_workers
 
-    return default_workers(model_device(loaded)) if given is None else given
+    return default_workers() if given is None else given
 
 
 def _collect_inputs(paths: list[str], recursive: bool) -> tuple[list[str], list[Any]]:
@@ -467,7 +465,7 @@ def classify(
         run: Callable[..., Generator[Any, None, None]] = (
             run_classify if scenes is None else partial(classify_scenes, options=scenes)
         )
-        results = run(files, loaded, workers=_workers(workers, loaded), **options)
+        results = run(files, loaded, workers=_workers(workers), **options)
     _stream(
         records,
         results,
@@ -739,7 +737,7 @@ def segment(
         per_face=per_face,
         seed=seed,
         max_points=max_points,
-        workers=_workers(workers, loaded),
+        workers=_workers(workers),
         scenes=scenes,
         preview=preview,
         ray=cluster,
@@ -804,7 +802,7 @@ def check(
     for item in bad:
         records.emit(InvarianceCheck(path=item.path, error=item.error).to_dict())
     results = check_invariance(
-        files, loaded, rotations=rotations, seed=seed, max_points=max_points, workers=_workers(workers, loaded)
+        files, loaded, rotations=rotations, seed=seed, max_points=max_points, workers=_workers(workers)
     )
     _stream(records, results, len(files), "checking", "the results above are complete")
 
@@ -857,7 +855,7 @@ def align(
     loaded = _load(model, "cpu")
     from geocli.align import align_files
 
-    results = align_files(plan.targets, loaded, seed=seed, max_points=max_points, workers=_workers(workers, loaded))
+    results = align_files(plan.targets, loaded, seed=seed, max_points=max_points, workers=_workers(workers))
     _stream(lines, results, len(plan.targets), "aligning", "finished outputs are complete")
 
 

@@ -19,15 +19,15 @@ two: the training run left no idle core to overlap on (a forked process preparin
 the network gave no overlap either: 1.91 s for 0.88 s of preparation and 0.93 s of
 network), so the gain shows where a core is free.
 
-That overlap only pays on cores the network leaves free. Where its threads already use every
-core (two cores, torch's two threads), a preparing thread takes a core from the network's
-parallel loops for a while, and each loop waits for its slowest thread: on a 2-core machine
-with nothing else running, PaRot over 400 generated files in ten formats
-(``benchmarks/run.py``'s) ran at 111-130 files/s preparing each file in the main thread (five
-runs), and in the same runs never faster with threads: 108 and 126 with one preparing ahead,
-109 with two, 102-125 with one or two taking turns with the network (preparing the next batch
-while it waits; preparing holds the GIL much of the time); its network alone did 154-201. So by
-default workers go only to the cores torch's threads leave free (:func:`default_workers`).
+Threads pay where the network leaves time over, even on two cores whose both the network's
+threads use: ``python benchmarks/run.py --parts raw,e2e --workers 0`` against the default, one
+worker, over 1,000 generated files in ten formats on a 2-core machine with nothing else
+running (``benchmarks/results/intel-xeon-2-cores-workers-0.json`` and
+``intel-xeon-2-cores.json``), end-to-end over raw rate: TinvNN 0.82 against 0.95, Frame
+Averaging 0.90 against 0.95 (the preparing thread fills the network's serial stretches), while
+for the cheapest networks it makes little difference either way (APEN 0.73 and 0.70, PaRot
+0.59 and 0.57: there preparing a file costs as much CPU as the network, and both cores are
+busy whichever thread runs it).
 """
 
 from __future__ import annotations
@@ -38,32 +38,19 @@ from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
-import torch
-
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 MAX_DEFAULT_WORKERS = 4  # past this, reading a folder of small files no longer outpaces a CPU network
 
 
-def usable_cores() -> int:
-    """The cores this process may use (a container's share where the OS says so)."""
+def default_workers() -> int:
+    """Preparing threads when none are asked for: one core is left to the network, at most 4, at least 1."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))  # the cores this process may use (a container's share)
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def default_workers(device: torch.device | None = None) -> int:
-    """Preparing threads when none are asked for: one per core the network on ``device`` leaves free, at most 4.
-
-    A network on the CPU has torch's threads (``torch.get_num_threads()``), so where they take every
-    core this is 0 and files are prepared in the main thread between batches (see the module's
-    doc); a GPU's network leaves all cores but the one that drives it.
-    """
-    cores = usable_cores()
-    spare = cores - 1 if device is not None and device.type != "cpu" else cores - torch.get_num_threads()
-    return max(0, min(MAX_DEFAULT_WORKERS, spare))
+        cores = os.cpu_count() or 1
+    return max(1, min(MAX_DEFAULT_WORKERS, cores - 1))
 
 
 def prefetch(

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from geocli.cli import app
 from geocli.io import SUPPORTED_EXTENSIONS
-from geocli.prefetch import default_workers, prefetch
+from geocli.prefetch import prefetch
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_data"
 
@@ -57,20 +57,6 @@ def test_prefetch_keeps_order_and_takes_at_most_the_window_ahead(workers: int) -
         assert len(taken) - len(results) <= (window if workers else 1)
         results.append(result)
     assert results == [i * i for i in range(40)]
-
-
-def test_default_workers_take_only_the_cores_the_network_leaves_free(monkeypatch: pytest.MonkeyPatch) -> None:
-    import torch
-
-    import geocli.prefetch
-
-    monkeypatch.setattr(geocli.prefetch, "usable_cores", lambda: 2)
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
-    assert default_workers(torch.device("cpu")) == 0  # torch's threads use both cores: prepare in the main thread
-    assert default_workers(torch.device("cuda")) == 1  # a GPU's network leaves all cores but its driver's
-    monkeypatch.setattr(geocli.prefetch, "usable_cores", lambda: 16)
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 8)
-    assert default_workers(torch.device("cpu")) == 4  # at most 4
 
 
 def test_closing_prefetch_early_stops_taking_and_ends_its_threads() -> None:
