@@ -15,7 +15,8 @@ second.
 
 The price is that the process holds its peak memory until it ends, which suits a training run
 or a batch command and not a library call inside someone's notebook, so only ``geocli``'s
-commands ask for it (:func:`keep_freed_memory`), never an import. Elsewhere than glibc (macOS,
+batch commands that run the network for minutes ask for it (``train``, ``eval``,
+``calibrate``: :func:`keep_freed_memory`), never an import. Elsewhere than glibc (macOS,
 musl) nothing changes.
 """
 

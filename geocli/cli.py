@@ -1135,9 +1135,11 @@ def evaluate(
     device: DeviceOption = "auto",
 ) -> None:
     """Classifiers: accuracy, calibration error and NLL under z/z, z/SO3, SO3/SO3; segmenters: accuracy and mIoU as given and under SO3. One JSON report."""  # noqa: E501 (Rich help keeps line breaks)
+    from geocli.allocator import keep_freed_memory
     from geocli.ensemble import Ensemble
     from geocli.evaluate import card_metrics, evaluate_classifier, evaluate_segmenter
 
+    keep_freed_memory()  # a long run of network passes, as in training (see geocli.allocator)
     loaded = _load(model, device)
     if update_card and isinstance(loaded, Ensemble):
         fail_usage(f"--update-card: the ensemble {loaded.name} has no card (evaluate its members to update theirs)")
@@ -1173,8 +1175,10 @@ def calibrate(
     device: DeviceOption = "auto",
 ) -> None:
     """Fit a classifier's temperature on the validation split its training held out; ECE and NLL before and after, on validation and test."""  # noqa: E501 (Rich help keeps line breaks)
+    from geocli.allocator import keep_freed_memory
     from geocli.calibrate import calibrate_classifier
 
+    keep_freed_memory()  # as geocli eval
     loaded = _load(model, device, "classify")
     try:
         calibration = calibrate_classifier(loaded, data, seed=seed, batch_size=batch_size, progress=_console_progress())
