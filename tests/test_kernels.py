@@ -1,4 +1,4 @@
-"""The fused neighbour max: the compiled kernel against the pure-torch reference, and the fallback.
+"""The compiled kernels (neighbour max, FPS, global pooling) against the pure-torch reference, and the fallback.
 
 Tests that need the compiled kernel skip where it is not built; the fallback tests run
 everywhere, so the suite passes on a machine without a compiler as well as with one.
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from geocli.nets.backbone import EdgeTrunk, TrunkConfig
-from geocli.ops import farthest_point_sample, gather_max, kernels_available, use_kernels
+from geocli.ops import farthest_point_sample, gather_max, kernels_available, max_mean_pool, use_kernels
 from geocli.ops.gather import gather_max_reference
 from geocli.precision import autocast_dtype, native_bfloat16, precision_name
 
@@ -158,3 +158,38 @@ def test_kernel_takes_broadcast_neighbour_views():
     with use_kernels(True):
         out = gather_max(features, neighbors)
     assert torch.equal(out, gather_max_reference(features, neighbors))
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("shape", [(3, 37, 70), (2, 1, 5), (4, 100, 64)])  # channel blocks of 64: a remainder, and not
+def test_max_mean_pool_kernel_matches_torch(dtype, shape):
+    """The same maxima, the mean to rounding, and the gradients of ``torch.max`` and ``mean`` (the first of tied
+    maxima takes the max's gradient, as torch.max routes it), in both types."""
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(*shape, generator=generator).to(dtype)
+    if shape[1] > 9:
+        x[1, 5, 2] = x[1, 9, 2] = x[1, :, 2].max() + 1  # a tie for the max
+    upstream = torch.randn(2, shape[0], shape[2], generator=generator)
+    results = []
+    for fused in (True, False):
+        leaf = x.clone().requires_grad_(True)
+        with use_kernels(fused):
+            maxed, mean = max_mean_pool(leaf) if fused else (leaf.max(dim=1).values, leaf.mean(dim=1))
+        (maxed.float() * upstream[0] + mean.float() * upstream[1]).sum().backward()
+        results.append((maxed.detach(), mean.detach(), leaf.grad))
+    (m1, a1, g1), (m2, a2, g2) = results
+    assert m1.dtype == a1.dtype == g1.dtype == dtype
+    assert torch.equal(m1, m2)
+    tolerance = {"atol": 1e-6, "rtol": 1e-6} if dtype == torch.float32 else {"atol": 1e-2, "rtol": 1e-2}
+    torch.testing.assert_close(a1, a2, **tolerance)
+    torch.testing.assert_close(g1, g2, **tolerance)
+    if shape[1] > 9:
+        assert g1[1, 5, 2] != g1[1, 9, 2]  # the whole max gradient at the first of the tied points
+
+
+def test_max_mean_pool_without_kernels_is_torchs():
+    x = torch.randn(2, 30, 7)
+    with use_kernels(False):
+        maxed, mean = max_mean_pool(x)
+    assert torch.equal(maxed, x.amax(dim=1)) and torch.equal(mean, x.mean(dim=1))

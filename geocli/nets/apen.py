@@ -52,7 +52,7 @@ from geocli.nets.backbone import (
     layers,
 )
 from geocli.nets.registry import Network
-from geocli.ops import farthest_point_sample, gather, knn
+from geocli.ops import farthest_point_sample, gather, knn, max_mean_pool
 
 MIN_PART_POINTS = 4  # fewer points give no stable frame; such parts use the cloud's
 FAR = 1e3  # where padding points of a part's search lie: never nearer than a real point
@@ -230,7 +230,7 @@ class APEN(nn.Module):
         context = torch.cat([descriptors, batch["geometry"]], dim=-1).unsqueeze(1).expand(b, g, parts, -1)
         h = self.tokens(torch.cat([placed, context], dim=-1).flatten(0, 1))
         h = self.token_graph(h, repeat_views(batch["token_neighbors"].long(), g))  # (B*G,K,C)
-        shape = torch.cat([h.amax(dim=1), h.mean(dim=1)], dim=-1)
+        shape = torch.cat(max_mean_pool(h), dim=-1)
         if self.task == "classify":
             return self.head(None, shape).view(b, g, -1).mean(1)
         part = repeat_views(batch["part"].long(), g)

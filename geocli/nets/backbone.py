@@ -18,7 +18,7 @@ from itertools import pairwise
 import torch
 from torch import Tensor, nn
 
-from geocli.ops import gather_max, gather_neighbors, norm_leaky_relu, norm_leaky_relu_max
+from geocli.ops import gather_max, gather_neighbors, max_mean_pool, norm_leaky_relu, norm_leaky_relu_max
 
 
 class ChannelNorm(nn.BatchNorm1d):
@@ -170,7 +170,7 @@ class EdgeTrunk(nn.Module):
     def forward(self, xyz: Tensor, neighbors: Tensor) -> tuple[Tensor, Tensor]:
         """Return point features (B,N,Cp) and global features (B,Cg)."""
         point_features, embedded = self.features(xyz, neighbors)
-        return point_features, torch.cat([embedded.amax(dim=1), embedded.mean(dim=1)], dim=-1)
+        return point_features, torch.cat(max_mean_pool(embedded), dim=-1)
 
 
 class ClassifierHead(nn.Module):

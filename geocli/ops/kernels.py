@@ -17,7 +17,7 @@ from types import ModuleType
 
 __all__ = ["compiled", "kernels_available", "kernels_enabled", "use_kernels"]
 
-KERNEL_ABI = 3  # the contract geocli_kernels must implement (its _C.ABI)
+KERNEL_ABI = 4  # the contract geocli_kernels must implement (its _C.ABI)
 _forced: bool | None = None  # set by use_kernels(); None: decided by the environment
 
 
