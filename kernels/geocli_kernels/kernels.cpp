@@ -211,6 +211,19 @@ torch::Tensor gather_max_backward(torch::Tensor grad_out, torch::Tensor arg, int
 // fewer than kFpsLanes points comes after, where only a strictly larger value wins.
 constexpr int64_t kFpsLanes = 16;
 
+// Point j's squared distance to the nearest pick so far, the newest being (px, py, pz), kept in dist[j].
+__attribute__((always_inline)) inline float fps_distance(const float* __restrict__ x, const float* __restrict__ y,
+                                                         const float* __restrict__ z, int64_t j, float px, float py,
+                                                         float pz, bool first, float* __restrict__ dist) {
+    const float dx = x[j] - px, dy = y[j] - py, dz = z[j] - pz;
+    float d = dx * dx;
+    d += dy * dy;
+    d += dz * dz;
+    const float m = (first || d < dist[j]) ? d : dist[j];
+    dist[j] = m;
+    return m;
+}
+
 GEOCLI_CLONES void fps_cloud(const float* __restrict__ x, const float* __restrict__ y, const float* __restrict__ z,
                              int64_t N, int64_t n, int64_t start, float* __restrict__ dist, int64_t* out) {
     const int64_t blocked = N - N % kFpsLanes;
@@ -225,12 +238,7 @@ GEOCLI_CLONES void fps_cloud(const float* __restrict__ x, const float* __restric
         for (int64_t block = 0; block < blocked; block += kFpsLanes) {
             for (int64_t l = 0; l < kFpsLanes; ++l) {
                 const int64_t j = block + l;
-                const float dx = x[j] - px, dy = y[j] - py, dz = z[j] - pz;
-                float d = dx * dx;
-                d += dy * dy;
-                d += dz * dz;
-                const float m = (first || d < dist[j]) ? d : dist[j];
-                dist[j] = m;
+                const float m = fps_distance(x, y, z, j, px, py, pz, first, dist);
                 const bool larger = m > lane_best[l];
                 lane_best[l] = larger ? m : lane_best[l];
                 lane_index[l] = larger ? static_cast<int32_t>(j) : lane_index[l];
@@ -245,12 +253,7 @@ GEOCLI_CLONES void fps_cloud(const float* __restrict__ x, const float* __restric
             }
         }
         for (int64_t j = blocked; j < N; ++j) {
-            const float dx = x[j] - px, dy = y[j] - py, dz = z[j] - pz;
-            float d = dx * dx;
-            d += dy * dy;
-            d += dz * dz;
-            const float m = (first || d < dist[j]) ? d : dist[j];
-            dist[j] = m;
+            const float m = fps_distance(x, y, z, j, px, py, pz, first, dist);
             if (m > best) {
                 best = m;
                 best_j = j;
