@@ -46,13 +46,15 @@ CLASSES = {"modelnet40": 40, "psb": 94}
 
 
 def configurations() -> dict[str, TrainConfig]:
-    """Every family's shipped classifier recipe, the default segmenter's, and the wide trunk."""
+    """Every family's shipped classifier recipe, the default segmenter's, the wide trunk and PaRot's published
+    recipe."""
     configs = {
         f"{family}-modelnet40": recipe("modelnet40", family)
         for family in ("tinvnn", "frame_averaging", "apen", "parot")
     }
     configs["tinvnn-psb"] = recipe("psb", "tinvnn")
     configs["trunk-1024"] = recipe("modelnet40", "tinvnn", "wide")
+    configs["parot-published"] = recipe("modelnet40", "parot", "published")  # the paper's, beside the CPU one
     return configs
 
 

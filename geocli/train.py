@@ -293,14 +293,15 @@ def _safetensors_bytes(tensors: dict[str, Tensor]) -> bytes:
 
 
 def augment(
-    model: Network, batch: dict[str, Tensor], config: TrainConfig, generator: torch.Generator
+    model: Network, batch: dict[str, Tensor], config: TrainConfig, generator: torch.Generator, labels: Tensor
 ) -> dict[str, Tensor]:
     """Random per-axis scaling, clipped jitter and rotation, applied by the model to what it prepared.
 
     The draws are shared; what a model does with them is its own business: exactly
     invariant families scale a random sign view of the canonical cloud and turn it by
     :func:`frame_jitter`'s rotations (a rotation of the raw cloud would change nothing);
-    PaRot and the upright reference rotate their clouds.
+    PaRot and the upright reference rotate their clouds. ``labels`` are the batch's targets, for
+    a front-end that chooses each cloud's training view by them (:mod:`geocli.nets.confident_up`).
     """
     shape = batch["index"].shape
     low, high = config.scale_range
@@ -310,7 +311,7 @@ def augment(
         rotations = frame_jitter(batch["canonical"], config.frame_jitter, config.tie_ratio, generator)
     else:
         rotations = RANDOM_ROTATIONS[config.rotation](shape[0], generator).float()
-    return model.augment(batch, scale, noise, rotations, generator)
+    return model.augment(batch, scale, noise, rotations, generator, labels)
 
 
 def learning_rate(config: TrainConfig, progress: float) -> float:
@@ -500,10 +501,10 @@ def train(config: TrainConfig, run: Path, data_root: Path | None = None, device:
                 continue
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, epoch + step / steps_per_epoch)
-            inputs = augment(model, batch_of(train_cache, batch, "cpu"), config, generator)
+            target = train_y[batch]
+            inputs = augment(model, batch_of(train_cache, batch, "cpu"), config, generator, target)
             with autocast(device):
                 logits = model.forward_prepared({key: value.to(device) for key, value in inputs.items()}).float()
-            target = train_y[batch]
             loss = (
                 criterion(logits.reshape(-1, logits.shape[-1]), target.reshape(-1).to(device))
                 + model.auxiliary_loss().float()

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from geocli.allocator import keep_freed_memory
+from geocli.nets.registry import EDGE_TRUNK
 from geocli.train import recipe, train
 
 # name: (family, recipe, overrides)
@@ -27,6 +28,8 @@ VARIANTS: dict[str, tuple[str, str, dict]] = {
     "small-upright": ("upright", "cpu", {}),
     # Closing it: TinvNN's frame with the signed axis the network is surest of as up.
     "small-confident-up": ("confident_up", "cpu", {}),
+    # ... choosing each training view by the true class's probability instead (the label is known there).
+    "small-hindsight-up": ("confident_up", "cpu", {"hparams": {**EDGE_TRUNK, "choose": "label"}}),
 }
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from geocli.nets.confident_up import ConfidentUp, up_views
+from geocli.nets.invariant import view_confidence
 from geocli.nets.registry import EDGE_TRUNK, create_model
 
 
@@ -33,3 +35,35 @@ def test_training_takes_the_view_the_score_prefers() -> None:
     prefer = torch.tensor([[0.1, 0.2, 0.9, 0.3, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0, 0.5]])
     view = frontend.training_view(canonical, lambda views: prefer, torch.Generator())
     assert torch.equal(view[0], canonical[0] @ up_views()[2].T) and torch.equal(view[1], canonical[1] @ up_views()[5].T)
+
+
+def test_view_confidence_with_labels_is_the_true_class_probability() -> None:
+    logits = torch.randn(2, 6, 5)
+    labels = torch.tensor([3, 1])
+    expected = logits.softmax(-1)[torch.arange(2), :, labels]  # (2, 6)
+    assert torch.allclose(view_confidence(logits, labels), expected)
+    assert torch.allclose(view_confidence(logits), logits.softmax(-1).amax(-1))
+    points = torch.randn(2, 6, 4, 5)  # a segmenter's: the true parts' probabilities, averaged over the points
+    parts = torch.randint(0, 5, (2, 4))
+    per_point = points.softmax(-1).gather(-1, parts[:, None, :, None].expand(2, 6, 4, 1)).squeeze(-1)
+    assert torch.allclose(view_confidence(points, parts), per_point.mean(-1))
+
+
+def test_choosing_by_label_trains_on_the_view_the_true_class_is_likeliest_in(modelnet_test) -> None:
+    net = create_model("confident_up", 40, {**EDGE_TRUNK, "choose": "label"}).train()
+    assert net.frontend.chooses_by_label
+    points = torch.from_numpy(modelnet_test["points"][:4, :512])
+    batch = net.prepare(points)
+    labels = torch.tensor([0, 7, 21, 39])
+    views = net.frontend.views(batch["canonical"])
+    chosen = net.confidence(batch["neighbors"], views, labels=labels).argmax(1)
+    assert not torch.equal(chosen, net.confidence(batch["neighbors"], views).argmax(1))  # the case tells them apart
+    none = torch.zeros(4, 512, 3)
+    out = net.augment(batch, torch.ones(4, 1, 3), none, torch.eye(3).expand(4, 3, 3), torch.Generator(), labels)
+    assert torch.equal(out["canonical"], views[torch.arange(4), chosen])
+    assert net.training  # scoring the views left the mode as it was
+
+
+def test_an_unknown_choice_is_refused() -> None:
+    with pytest.raises(ValueError, match="choose"):
+        ConfidentUp(choose="random")

@@ -240,7 +240,13 @@ class APEN(nn.Module):
         return logits.view(b, g, *logits.shape[1:]).mean(1)
 
     def augment(
-        self, batch: dict[str, Tensor], scale: Tensor, noise: Tensor, rotations: Tensor, generator: torch.Generator
+        self,
+        batch: dict[str, Tensor],
+        scale: Tensor,
+        noise: Tensor,
+        rotations: Tensor,
+        generator: torch.Generator,
+        labels: Tensor | None = None,
     ) -> dict[str, Tensor]:
         """Parts scaled along their axes and jittered; a random sign view of the cloud's frame for the tokens.
 

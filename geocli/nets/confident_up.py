@@ -16,6 +16,12 @@ determinant +1. Each view is a fixed function of ``c``, which is invariant, and 
 one depends only on the network's outputs on the six, so the model stays exactly invariant
 (ties between two views' confidences go to the first). Inference costs six backbone passes a
 cloud; training one more pass on the chosen view after six without gradients to choose it.
+
+From random weights the confidence says nothing about pose, and the 5-epoch ablation trailed
+the plain frame (``docs/accuracy.md``). With ``choose="label"`` training picks the view by the
+true class's probability instead (the hindsight choice of multiple-choice learning: each
+shape is trained in the pose where the network already recognises its class best), while
+inference still takes the most confident view, as it has no label.
 """
 
 from __future__ import annotations
@@ -51,8 +57,14 @@ class ConfidentUp(TinvNN):
 
     matrices: Tensor  # (6,3,3): the views, row-vector convention
 
-    def __init__(self) -> None:
+    def __init__(self, choose: str = "confidence") -> None:
+        """``choose``: how training picks a cloud's view: "confidence" (the largest class probability,
+        as inference does) or "label" (the true class's probability: the view in which the network
+        already sees that class best, so that each class settles into one pose of its own)."""
         super().__init__()
+        if choose not in ("confidence", "label"):
+            raise ValueError(f"choose must be 'confidence' or 'label', not {choose!r}")
+        self.chooses_by_label = choose == "label"
         self.register_buffer("matrices", up_views(), persistent=False)
 
     @property

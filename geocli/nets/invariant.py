@@ -25,10 +25,16 @@ TRUNK_KEYS = ("k", "widths", "embedding", "local")  # the shared trunk's hyper-p
 ViewScore = Callable[[Tensor], Tensor]  # views (B,V,N,3) -> the network's (B,V) confidence in each
 
 
-def view_confidence(outputs: Tensor) -> Tensor:
+def view_confidence(outputs: Tensor, labels: Tensor | None = None) -> Tensor:
     """(B,V) confidence of the network's outputs (B,V,C) or (B,V,N,C) on each view: its largest class
-    probability, averaged over the points for a segmenter."""
-    sure = outputs.float().softmax(dim=-1).amax(dim=-1)
+    probability, or with ``labels`` ((B,) or (B,N)) the true class's, averaged over the points for a
+    segmenter."""
+    probabilities = outputs.float().softmax(dim=-1)
+    if labels is None:
+        sure = probabilities.amax(dim=-1)
+    else:
+        index = labels.to(outputs.device).long().unsqueeze(1).expand(probabilities.shape[:-1])  # (B,V) or (B,V,N)
+        sure = probabilities.gather(-1, index.unsqueeze(-1)).squeeze(-1)
     return sure if sure.ndim == 2 else sure.mean(dim=-1)
 
 
@@ -42,6 +48,7 @@ class Frontend(nn.Module):
     """
 
     signs: Tensor  # (F, 3): one row of axis signs per view
+    chooses_by_label = False  # whether training_view's score is the true class's probability (see InvariantNet.augment)
 
     def __init__(self) -> None:
         super().__init__()
@@ -131,24 +138,34 @@ class InvariantNet(nn.Module):
         return self.average_views(batch["canonical"], neighbors)
 
     def augment(
-        self, batch: dict[str, Tensor], scale: Tensor, noise: Tensor, rotations: Tensor, generator: torch.Generator
+        self,
+        batch: dict[str, Tensor],
+        scale: Tensor,
+        noise: Tensor,
+        rotations: Tensor,
+        generator: torch.Generator,
+        labels: Tensor | None = None,
     ) -> dict[str, Tensor]:
         """The training view of each canonical cloud (:meth:`Frontend.training_view`), scaled along its
-        axes, turned by ``rotations``, jittered.
+        axes, turned by ``rotations``, jittered. A front-end that chooses its view by the true class
+        (:attr:`Frontend.chooses_by_label`) is scored with ``labels``.
 
         Scaling along the canonical axes keeps them the principal axes, so the result is
         still a valid canonical view of a plausible shape. ``rotations`` act in the
         canonical frame (:func:`geocli.geometry.rotations.frame_jitter`): they show the
         network the frames that noise and near-equal variances give at inference.
         """
-        view = self.frontend.training_view(batch["canonical"], partial(self.confidence, batch["neighbors"]), generator)
+        by_label = labels if self.frontend.chooses_by_label else None
+        score = partial(self.confidence, batch["neighbors"], labels=by_label)
+        view = self.frontend.training_view(batch["canonical"], score, generator)
         turned = (view * scale) @ rotations.transpose(-1, -2)
         return {**batch, "canonical": turned + noise}
 
     @torch.no_grad()
-    def confidence(self, neighbors: Tensor, views: Tensor) -> Tensor:
+    def confidence(self, neighbors: Tensor, views: Tensor, labels: Tensor | None = None) -> Tensor:
         """(B,V): how sure the network, in evaluation mode, is of its answer on each view (B,V,N,3): the
-        largest class probability, averaged over the points for a segmenter."""
+        largest class probability, averaged over the points for a segmenter; with ``labels`` ((B,) or
+        (B,N)), the probability of the true class instead."""
         device, was_training = next(self.parameters()).device, self.training
         self.eval()
         try:
@@ -156,7 +173,7 @@ class InvariantNet(nn.Module):
                 outputs = self.view_outputs(views.to(device), neighbors.long().to(device)).float()
         finally:
             self.train(was_training)
-        return view_confidence(outputs).cpu()
+        return view_confidence(outputs, labels).cpu()
 
     def auxiliary_loss(self) -> Tensor:
         """Exactly invariant families train on the task loss alone."""

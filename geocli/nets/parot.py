@@ -331,7 +331,13 @@ class PaRot(nn.Module):
         return self._auxiliary
 
     def augment(
-        self, batch: dict[str, Tensor], scale: Tensor, noise: Tensor, rotations: Tensor, generator: torch.Generator
+        self,
+        batch: dict[str, Tensor],
+        scale: Tensor,
+        noise: Tensor,
+        rotations: Tensor,
+        generator: torch.Generator,
+        labels: Tensor | None = None,
     ) -> dict[str, Tensor]:
         """Each cloud scaled, jittered and rotated; the cached indices stay valid."""
         return {**batch, "points": (batch["points"] * scale + noise) @ rotations.transpose(-1, -2)}

@@ -53,9 +53,16 @@ class Trainable(Protocol):
         ...
 
     def augment(
-        self, batch: dict[str, Tensor], scale: Tensor, noise: Tensor, rotations: Tensor, generator: torch.Generator
+        self,
+        batch: dict[str, Tensor],
+        scale: Tensor,
+        noise: Tensor,
+        rotations: Tensor,
+        generator: torch.Generator,
+        labels: Tensor | None = None,
     ) -> dict[str, Tensor]:
-        """The batch with the shared random draws applied as this family sees fit."""
+        """The batch with the shared random draws applied as this family sees fit; ``labels`` (the batch's
+        targets) for a family whose training view depends on them."""
         ...
 
     def auxiliary_loss(self) -> Tensor:
