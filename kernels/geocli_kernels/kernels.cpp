@@ -206,7 +206,7 @@ torch::Tensor gather_max_backward(torch::Tensor grad_out, torch::Tensor arg, int
 // Each pick scans the cloud in blocks of kFpsLanes points, and lane l keeps the first maximum
 // among the points l, l + kFpsLanes, ...: a loop of selects with no branch and no dependence
 // between lanes, which the compiler turns into vector code (a single running arg-max is a
-// branch per point, and was 5x slower on AVX-512). The lanes' winners are merged by value,
+// branch per point, and several times slower on AVX-512). The lanes' winners are merged by value,
 // then lowest index, which is the first maximum of the whole block range; the remainder of
 // fewer than kFpsLanes points comes after, where only a strictly larger value wins.
 constexpr int64_t kFpsLanes = 16;
