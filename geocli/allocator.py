@@ -4,14 +4,13 @@ glibc's ``malloc`` serves a large block with its own ``mmap`` and unmaps it when
 (above a threshold that starts at 128 KiB and rises, as it learns, to 32 MiB at most), and
 hands the top of the heap back once more than 128 KiB of it is free. A training step allocates
 the same large activations as the step before, so every step faulted all their pages in
-again, each one zeroed by the kernel: the wide recipe's run took 300,000 page faults a second,
-and a quarter of its CPU time was the kernel's. Here no block gets a mapping of its own and the
+again, each one zeroed by the kernel: a quarter of the wide recipe's CPU time was the
+kernel's. Here no block gets a mapping of its own and the
 heap keeps what is freed (up to 2 GiB above its top, and 1 GiB more whenever it grows), so a
 step reuses the pages of the step before. ``python benchmarks/train_step.py --only
 trunk-1024,tinvnn-modelnet40 --steps 4`` (2 cores, AVX-512, bfloat16, one run): a wide-trunk
 step 0.664 s with glibc's defaults, 0.417 s kept (1.6x); the shipped small trunk's 0.133 s and
-0.097 s. The training run itself went from 0.62-0.83 s a step to 0.44 s, with 56 page faults a
-second.
+0.097 s.
 
 The price is that the process holds its peak memory until it ends, which suits a training run
 or a batch command and not a library call inside someone's notebook, so only ``geocli``'s
