@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -67,3 +70,24 @@ def test_choosing_by_label_trains_on_the_view_the_true_class_is_likeliest_in(mod
 def test_an_unknown_choice_is_refused() -> None:
     with pytest.raises(ValueError, match="choose"):
         ConfidentUp(choose="random")
+
+
+def test_the_view_choice_report_separates_the_choice_from_the_oracle() -> None:
+    """scripts/view_choice.py: what the most confident view answers against the view the true class is likeliest in."""
+    script = Path(__file__).parents[1] / "scripts" / "view_choice.py"
+    spec = importlib.util.spec_from_file_location("view_choice", script)
+    assert spec and spec.loader
+    view_choice = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(view_choice)
+    probabilities = torch.tensor(
+        [
+            [[0.9, 0.1], [0.4, 0.6]],  # class 1: sure of the wrong class in view 0, right in view 1
+            [[0.2, 0.8], [0.5, 0.5]],  # class 1: right and sure in view 0
+            [[0.7, 0.3], [0.6, 0.4]],  # class 0: right in both, surer in view 0
+        ]
+    )
+    report = view_choice.choice_report(probabilities, torch.tensor([1, 1, 0]))
+    assert report["most_confident"] == round(100 * 2 / 3, 2) and report["oracle"] == 100.0
+    assert report["mean_of_views"] == round(100 * 2 / 3, 2)  # shape 0 averages to (0.65, 0.35)
+    assert report["choice_is_oracle"] == round(100 * 2 / 3, 2)
+    assert report["oracle_view_class_share"] == 75.0  # class 1: views 1 and 0 (1/2); class 0: view 0 (1/1)
