@@ -30,6 +30,8 @@ VARIANTS: dict[str, tuple[str, str, dict]] = {
     "small-confident-up": ("confident_up", "cpu", {}),
     # ... choosing each training view by the true class's probability instead (the label is known there).
     "small-hindsight-up": ("confident_up", "cpu", {"hparams": {**EDGE_TRUNK, "choose": "label"}}),
+    # ... and a selector trained to pick that view, which then picks it at inference.
+    "small-learned-up": ("confident_up", "cpu", {"hparams": {**EDGE_TRUNK, "choose": "learned"}}),
 }
 
 

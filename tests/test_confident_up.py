@@ -33,10 +33,11 @@ def test_the_output_is_that_of_the_most_confident_view(modelnet_test) -> None:
         assert sure.shape == (3, 6) and bool(((sure > 0) & (sure <= 1)).all()) and not net.training
 
 
-def test_training_takes_the_view_the_score_prefers() -> None:
+def test_training_takes_the_view_the_network_is_surest_of() -> None:
     frontend, canonical = ConfidentUp(), torch.randn(2, 16, 3)
-    prefer = torch.tensor([[0.1, 0.2, 0.9, 0.3, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0, 0.5]])
-    view = frontend.training_view(canonical, lambda views: prefer, torch.Generator())
+    outputs = torch.zeros(2, 6, 4)
+    outputs[0, 2, 0], outputs[1, 5, 3] = 5.0, 2.0  # view 2 of the first cloud, view 5 of the second
+    view = frontend.training_view(canonical, lambda views: outputs, torch.Generator())
     assert torch.equal(view[0], canonical[0] @ up_views()[2].T) and torch.equal(view[1], canonical[1] @ up_views()[5].T)
 
 
@@ -54,7 +55,7 @@ def test_view_confidence_with_labels_is_the_true_class_probability() -> None:
 
 def test_choosing_by_label_trains_on_the_view_the_true_class_is_likeliest_in(modelnet_test) -> None:
     net = create_model("confident_up", 40, {**EDGE_TRUNK, "choose": "label"}).train()
-    assert net.frontend.chooses_by_label
+    assert net.frontend.choose == "label"
     points = torch.from_numpy(modelnet_test["points"][:4, :512])
     batch = net.prepare(points)
     labels = torch.tensor([0, 7, 21, 39])
@@ -68,7 +69,7 @@ def test_choosing_by_label_trains_on_the_view_the_true_class_is_likeliest_in(mod
 
 
 def test_an_unknown_choice_is_refused() -> None:
-    with pytest.raises(ValueError, match="choose"):
+    with pytest.raises(ValueError, match="choose must be one of"):
         ConfidentUp(choose="random")
 
 
@@ -91,3 +92,24 @@ def test_the_view_choice_report_separates_the_choice_from_the_oracle() -> None:
     assert report["mean_of_views"] == round(100 * 2 / 3, 2)  # shape 0 averages to (0.65, 0.35)
     assert report["choice_is_oracle"] == round(100 * 2 / 3, 2)
     assert report["oracle_view_class_share"] == 75.0  # class 1: views 1 and 0 (1/2); class 0: view 0 (1/1)
+
+
+def test_the_learned_choice_trains_a_selector_on_the_labels_choice_and_answers_with_it(modelnet_test) -> None:
+    net = create_model("confident_up", 40, {**EDGE_TRUNK, "choose": "learned"}).train()
+    points = torch.from_numpy(modelnet_test["points"][:4, :512])
+    batch, labels = net.prepare(points), torch.tensor([0, 7, 21, 39])
+    views = net.frontend.views(batch["canonical"])
+    by_label = net.confidence(batch["neighbors"], views, labels=labels).argmax(1)
+    none = torch.zeros(4, 512, 3)
+    out = net.augment(batch, torch.ones(4, 1, 3), none, torch.eye(3).expand(4, 3, 3), torch.Generator(), labels)
+    assert torch.equal(out["canonical"], views[torch.arange(4), by_label])  # trained on the label's view
+    loss = net.auxiliary_loss()
+    assert loss > 0 and float(net.auxiliary_loss()) == 0.0  # handed over once
+    loss.backward()
+    assert all(p.grad is not None for p in net.frontend.parameters())
+    assert all(p.grad is None for p in net.trunk.parameters())  # the network's outputs were only read
+    net.eval()
+    with torch.no_grad():
+        per_view = net.view_outputs(views, batch["neighbors"].long())
+        picked = net.frontend.selector_scores(per_view).argmax(1)
+        assert torch.equal(net(points), per_view[torch.arange(4), picked])

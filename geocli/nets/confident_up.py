@@ -29,11 +29,15 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import Tensor
+import torch.nn.functional as F
+from torch import Tensor, nn
 
-from geocli.nets.invariant import ViewScore, edge_network, view_confidence
+from geocli.nets.invariant import ViewOutputs, edge_network, view_confidence
 from geocli.nets.registry import Network
 from geocli.nets.tinvnn import TinvNN
+
+CHOICES = ("confidence", "label", "learned")
+SELECTOR_WIDTH = 64  # hidden units of the learned choice's scorer
 
 
 def up_views() -> Tensor:
@@ -53,19 +57,38 @@ def up_views() -> Tensor:
 
 class ConfidentUp(TinvNN):
     """Six views of TinvNN's canonical cloud, one per signed axis as up; the output is the one of the view
-    the network is most confident on (largest class probability, averaged over points for a segmenter)."""
+    the network is most confident on (largest class probability, averaged over points for a segmenter),
+    or, with ``choose="learned"``, the one its selector picks."""
 
     matrices: Tensor  # (6,3,3): the views, row-vector convention
+    selector: nn.Module | None
 
     def __init__(self, choose: str = "confidence") -> None:
-        """``choose``: how training picks a cloud's view: "confidence" (the largest class probability,
-        as inference does) or "label" (the true class's probability: the view in which the network
-        already sees that class best, so that each class settles into one pose of its own)."""
+        """``choose``: how a cloud's view is picked. "confidence": the largest class probability, in
+        training as at inference. "label": in training the true class's probability (the view in
+        which the network already sees that class best, so that each class settles into one pose of
+        its own), at inference the confidence. "learned": in training as "label", and a selector
+        learns to pick that view from the six views' outputs, which it does at inference."""
         super().__init__()
-        if choose not in ("confidence", "label"):
-            raise ValueError(f"choose must be 'confidence' or 'label', not {choose!r}")
-        self.chooses_by_label = choose == "label"
+        if choose not in CHOICES:
+            raise ValueError(f"choose must be one of {', '.join(CHOICES)}, not {choose!r}")
+        self.choose = choose
+        self.selector = None
+        self._selector_loss = torch.zeros(())
         self.register_buffer("matrices", up_views(), persistent=False)
+
+    def bind(self, num_classes: int) -> None:
+        if self.choose == "learned":  # a view's score from its class log-probabilities
+            hidden = SELECTOR_WIDTH
+            self.selector = nn.Sequential(nn.Linear(num_classes, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+    def selector_scores(self, outputs: Tensor) -> Tensor:
+        """(B,V) the selector's score for each view, from the network's outputs (B,V,C) or (B,V,N,C) on them."""
+        assert self.selector is not None
+        device = next(self.selector.parameters()).device  # training's per-view outputs come on the CPU
+        features = outputs.to(device).float().log_softmax(dim=-1)
+        features = features if features.ndim == 3 else features.mean(dim=2)  # a segmenter's: over the points
+        return self.selector(features).squeeze(-1)
 
     @property
     def num_views(self) -> int:
@@ -75,15 +98,26 @@ class ConfidentUp(TinvNN):
         return torch.einsum("bnj,vij->bvni", canonical, self.matrices.to(canonical.dtype))
 
     def reduce(self, outputs: Tensor) -> Tensor:
-        chosen = view_confidence(outputs).argmax(dim=1)
+        scores = self.selector_scores(outputs) if self.selector is not None else view_confidence(outputs)
+        chosen = scores.argmax(dim=1)
         return outputs[torch.arange(len(outputs), device=outputs.device), chosen]
 
-    def training_view(self, canonical: Tensor, score: ViewScore, generator: torch.Generator) -> Tensor:
+    def training_view(
+        self, canonical: Tensor, outputs: ViewOutputs, generator: torch.Generator, labels: Tensor | None = None
+    ) -> Tensor:
         views = self.views(canonical)
-        chosen = score(views).argmax(dim=1)
+        per_view = outputs(views)
+        by_label = self.choose != "confidence" and labels is not None
+        chosen = view_confidence(per_view, labels if by_label else None).argmax(dim=1)
+        if self.selector is not None:  # learns to pick what the label picked; the network's outputs stay detached
+            self._selector_loss = F.cross_entropy(self.selector_scores(per_view), chosen)
         return views[torch.arange(len(views)), chosen]
+
+    def auxiliary_loss(self) -> Tensor:
+        loss, self._selector_loss = self._selector_loss, torch.zeros(())
+        return loss
 
 
 def build(hparams: dict[str, Any], num_classes: int, task: str) -> Network:
-    """The registry's builder: the shared edge network behind this front-end (which takes no options)."""
+    """The registry's builder: the shared edge network behind this front-end (its one option: ``choose``)."""
     return edge_network(ConfidentUp, hparams, num_classes, task)

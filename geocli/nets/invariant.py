@@ -22,7 +22,7 @@ from geocli.ops import knn
 from geocli.precision import autocast
 
 TRUNK_KEYS = ("k", "widths", "embedding", "local")  # the shared trunk's hyper-parameters
-ViewScore = Callable[[Tensor], Tensor]  # views (B,V,N,3) -> the network's (B,V) confidence in each
+ViewOutputs = Callable[[Tensor], Tensor]  # views (B,V,N,3) -> the network's evaluation-mode outputs (B,V,...) on each
 
 
 def view_confidence(outputs: Tensor, labels: Tensor | None = None) -> Tensor:
@@ -48,7 +48,6 @@ class Frontend(nn.Module):
     """
 
     signs: Tensor  # (F, 3): one row of axis signs per view
-    chooses_by_label = False  # whether training_view's score is the true class's probability (see InvariantNet.augment)
 
     def __init__(self) -> None:
         super().__init__()
@@ -70,14 +69,24 @@ class Frontend(nn.Module):
         """The network's output from its outputs (B,V,...) on every view: their average."""
         return outputs.mean(dim=1)
 
-    def training_view(self, canonical: Tensor, score: ViewScore, generator: torch.Generator) -> Tensor:
+    def bind(self, num_classes: int) -> None:
+        """Size what the front-end learns for a network of ``num_classes`` outputs (a choosing front-end's
+        selector); this one learns nothing."""
+
+    def training_view(
+        self, canonical: Tensor, outputs: ViewOutputs, generator: torch.Generator, labels: Tensor | None = None
+    ) -> Tensor:
         """(B,N,3): the view each (B,N,3) canonical cloud is trained on: one drawn at random.
 
-        ``score`` maps views (B,V,N,3) to the network's (B,V) confidence in each, for front-ends that
-        choose; this one does not need it.
+        ``outputs`` maps views (B,V,N,3) to the network's outputs on each, and ``labels`` are the
+        batch's targets, for front-ends that choose; this one needs neither.
         """
         view = random_sign_views(self.signs.cpu(), len(canonical), generator)
         return canonical * view[:, None, :]
+
+    def auxiliary_loss(self) -> Tensor:
+        """The loss of what the front-end learns beside the network, since its last training view (none here)."""
+        return torch.zeros(())
 
 
 class InvariantNet(nn.Module):
@@ -147,25 +156,23 @@ class InvariantNet(nn.Module):
         labels: Tensor | None = None,
     ) -> dict[str, Tensor]:
         """The training view of each canonical cloud (:meth:`Frontend.training_view`), scaled along its
-        axes, turned by ``rotations``, jittered. A front-end that chooses its view by the true class
-        (:attr:`Frontend.chooses_by_label`) is scored with ``labels``.
+        axes, turned by ``rotations``, jittered. A front-end that chooses its view gets the network's
+        outputs on its views, and ``labels``.
 
         Scaling along the canonical axes keeps them the principal axes, so the result is
         still a valid canonical view of a plausible shape. ``rotations`` act in the
         canonical frame (:func:`geocli.geometry.rotations.frame_jitter`): they show the
         network the frames that noise and near-equal variances give at inference.
         """
-        by_label = labels if self.frontend.chooses_by_label else None
-        score = partial(self.confidence, batch["neighbors"], labels=by_label)
-        view = self.frontend.training_view(batch["canonical"], score, generator)
+        outputs = partial(self.evaluation_outputs, batch["neighbors"])
+        view = self.frontend.training_view(batch["canonical"], outputs, generator, labels)
         turned = (view * scale) @ rotations.transpose(-1, -2)
         return {**batch, "canonical": turned + noise}
 
     @torch.no_grad()
-    def confidence(self, neighbors: Tensor, views: Tensor, labels: Tensor | None = None) -> Tensor:
-        """(B,V): how sure the network, in evaluation mode, is of its answer on each view (B,V,N,3): the
-        largest class probability, averaged over the points for a segmenter; with ``labels`` ((B,) or
-        (B,N)), the probability of the true class instead."""
+    def evaluation_outputs(self, neighbors: Tensor, views: Tensor) -> Tensor:
+        """(B,V,...) float32 outputs of the network in evaluation mode on views (B,V,N,3), on the CPU:
+        what a choosing front-end chooses its training view by."""
         device, was_training = next(self.parameters()).device, self.training
         self.eval()
         try:
@@ -173,11 +180,17 @@ class InvariantNet(nn.Module):
                 outputs = self.view_outputs(views.to(device), neighbors.long().to(device)).float()
         finally:
             self.train(was_training)
-        return view_confidence(outputs, labels).cpu()
+        return outputs.cpu()
+
+    def confidence(self, neighbors: Tensor, views: Tensor, labels: Tensor | None = None) -> Tensor:
+        """(B,V): how sure the network, in evaluation mode, is of its answer on each view (B,V,N,3): the
+        largest class probability, averaged over the points for a segmenter; with ``labels`` ((B,) or
+        (B,N)), the probability of the true class instead."""
+        return view_confidence(self.evaluation_outputs(neighbors, views), labels)
 
     def auxiliary_loss(self) -> Tensor:
-        """Exactly invariant families train on the task loss alone."""
-        return torch.zeros(())
+        """Exactly invariant families train on the task loss alone, and a front-end's own loss if it learns."""
+        return self.frontend.auxiliary_loss()
 
     def cache_key(self) -> list[Any]:
         return [type(self.frontend).__name__, vars(self.frontend).get("group"), self.trunk.config.k]
@@ -202,4 +215,6 @@ def edge_network(
         head: nn.Module = ClassifierHead(trunk.config.global_channels, num_classes, dropout=dropout)
     else:
         head = SegmentationHead(trunk.config.point_channels, trunk.config.global_channels, num_classes, dropout=dropout)
-    return InvariantNet(frontend(**hparams), trunk, head)
+    front = frontend(**hparams)
+    front.bind(num_classes)
+    return InvariantNet(front, trunk, head)
