@@ -14,7 +14,7 @@ import torch
 from geocli.geometry import frames
 from geocli.geometry.rotations import random_rotations, rotate
 from geocli.nets import apen
-from geocli.nets.registry import TASKS, create_model, list_families
+from geocli.nets.registry import EDGE_TRUNK, TASKS, create_model, list_families
 from geocli.zoo import LoadedModel
 
 TOLERANCE = 1e-4
@@ -58,9 +58,9 @@ def max_logit_change(
         )
 
 
-def random_network(family: str, task: str = "classify") -> torch.nn.Module:
+def random_network(family: str, task: str = "classify", hparams: dict | None = None) -> torch.nn.Module:
     """A network with non-trivial BatchNorm statistics, as after training."""
-    net = create_model(family, 40, task=task).eval()
+    net = create_model(family, 40, hparams, task=task).eval()
     for module in net.modules():
         if isinstance(module, torch.nn.BatchNorm1d):
             module.running_mean.uniform_(-0.5, 0.5)
@@ -73,6 +73,15 @@ def random_network(family: str, task: str = "classify") -> torch.nn.Module:
 def test_random_network_is_invariant(family: str, task: str, modelnet_test) -> None:
     points = torch.from_numpy(modelnet_test["points"][:2, :512])
     assert max_logit_change(random_network(family, task), points) < TOLERANCE
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_a_learned_view_choice_is_invariant(task: str, modelnet_test) -> None:
+    """confident_up's selector (an option, so not covered by the default networks above) picks from views
+    that are functions of the canonical cloud: the choice, and so the output, does not depend on the pose."""
+    points = torch.from_numpy(modelnet_test["points"][:2, :512])
+    net = random_network("confident_up", task, {**EDGE_TRUNK, "choose": "learned"})
+    assert max_logit_change(net, points) < TOLERANCE
 
 
 def fixed_axes(
