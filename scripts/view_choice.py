@@ -7,7 +7,9 @@ views, one per signed axis as up, and answers with the view it is most confident
 ModelNet40's validation split (what training selects on) this scores each run's selected
 weights (``best.safetensors``) as it answers, and as it could have:
 
-* ``most_confident``: the view with the largest class probability (the model's output);
+* ``answered``: what the model answers (its front-end's choice: the most confident view, or
+  a learned selector's);
+* ``most_confident``: the view with the largest class probability;
 * ``mean_of_views``: the six views' probabilities averaged;
 * ``oracle``: the view in which the true class is likeliest, which needs the label: what a
   perfect choice of pose would give, so ``oracle - most_confident`` is what the choice costs;
@@ -47,12 +49,14 @@ def view_probabilities(net: InvariantNet, cache: dict[str, Tensor], batch_size: 
     return torch.cat(out)
 
 
-def choice_report(probabilities: Tensor, labels: Tensor) -> dict[str, Any]:
-    """The figures of the module's doc for (S,V,C) per-view probabilities and (S,) true classes."""
+def choice_report(probabilities: Tensor, labels: Tensor, answers: Tensor | None = None) -> dict[str, Any]:
+    """The figures of the module's doc for (S,V,C) per-view probabilities, (S,) true classes and the model's
+    (S,) answers (the most confident view's when not given)."""
     rows = torch.arange(len(labels))
     confident = probabilities.amax(-1).argmax(1)  # ties: the first view, as the model breaks them
     oracle = probabilities[rows, :, labels].argmax(1)
     accuracy = {
+        "answered": probabilities[rows, confident].argmax(-1) if answers is None else answers,
         "most_confident": probabilities[rows, confident].argmax(-1),
         "mean_of_views": probabilities.mean(1).argmax(-1),
         "oracle": probabilities[rows, oracle].argmax(-1),
@@ -86,7 +90,10 @@ def main() -> None:
         net.load_state_dict(load_file(run / "best.safetensors"))
         net.eval()
         cache = cached_preprocess(net, val, config["points"], f"modelnet40-{config['family']}-val", print)
-        report[str(run)] = {"hparams": config["hparams"], **choice_report(view_probabilities(net, cache), labels)}
+        probabilities = view_probabilities(net, cache)
+        with torch.no_grad():  # the front-end's own choice, from log-probabilities (a choice sees them as logits)
+            answers = net.frontend.reduce(probabilities.log()).argmax(-1)
+        report[str(run)] = {"hparams": config["hparams"], **choice_report(probabilities, labels, answers)}
         print(json.dumps({str(run): report[str(run)]}), flush=True)
     if args.out:
         args.out.write_text(json.dumps(report, indent=2) + "\n")
