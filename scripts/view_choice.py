@@ -13,7 +13,7 @@ weights (``best.safetensors``) as it answers, and as it could have:
 * ``mean_of_views``: the six views' probabilities averaged;
 * ``oracle``: the view in which the true class is likeliest, which needs the label: what a
   perfect choice of pose would give, so ``oracle - most_confident`` is what the choice costs;
-* ``choice_is_oracle``: how often the most confident view is the oracle's;
+* ``choice_is_oracle``: how often the view the model answers with is the oracle's;
 * ``oracle_view_class_share``: per class, the share of its shapes whose oracle view is the
   class's most common one, averaged over classes: 1 when every class has settled into a pose
   of its own (what choosing by the label in training aims at; TinvNN's plain frame puts the
@@ -49,14 +49,15 @@ def view_probabilities(net: InvariantNet, cache: dict[str, Tensor], batch_size: 
     return torch.cat(out)
 
 
-def choice_report(probabilities: Tensor, labels: Tensor, answers: Tensor | None = None) -> dict[str, Any]:
-    """The figures of the module's doc for (S,V,C) per-view probabilities, (S,) true classes and the model's
-    (S,) answers (the most confident view's when not given)."""
+def choice_report(probabilities: Tensor, labels: Tensor, chosen: Tensor | None = None) -> dict[str, Any]:
+    """The figures of the module's doc for (S,V,C) per-view probabilities, (S,) true classes and the (S,)
+    views the model answers with (the most confident when not given)."""
     rows = torch.arange(len(labels))
     confident = probabilities.amax(-1).argmax(1)  # ties: the first view, as the model breaks them
+    chosen = confident if chosen is None else chosen
     oracle = probabilities[rows, :, labels].argmax(1)
     accuracy = {
-        "answered": probabilities[rows, confident].argmax(-1) if answers is None else answers,
+        "answered": probabilities[rows, chosen].argmax(-1),
         "most_confident": probabilities[rows, confident].argmax(-1),
         "mean_of_views": probabilities.mean(1).argmax(-1),
         "oracle": probabilities[rows, oracle].argmax(-1),
@@ -67,7 +68,7 @@ def choice_report(probabilities: Tensor, labels: Tensor, answers: Tensor | None 
     ]
     return {
         **{name: round(100 * (answer == labels).float().mean().item(), 2) for name, answer in accuracy.items()},
-        "choice_is_oracle": round(100 * (confident == oracle).float().mean().item(), 2),
+        "choice_is_oracle": round(100 * (chosen == oracle).float().mean().item(), 2),
         "oracle_view_class_share": round(100 * sum(shares) / len(shares), 2),
     }
 
@@ -91,9 +92,11 @@ def main() -> None:
         net.eval()
         cache = cached_preprocess(net, val, config["points"], f"modelnet40-{config['family']}-val", print)
         probabilities = view_probabilities(net, cache)
-        with torch.no_grad():  # the front-end's own choice, from log-probabilities (a choice sees them as logits)
-            answers = net.frontend.reduce(probabilities.log()).argmax(-1)
-        report[str(run)] = {"hparams": config["hparams"], **choice_report(probabilities, labels, answers)}
+        log_probabilities = probabilities.log()  # what a choice sees as logits
+        with torch.no_grad():
+            answer = net.frontend.reduce(log_probabilities)
+        chosen = (log_probabilities == answer[:, None]).all(-1).float().argmax(1)  # the view whose values it returned
+        report[str(run)] = {"hparams": config["hparams"], **choice_report(probabilities, labels, chosen)}
         print(json.dumps({str(run): report[str(run)]}), flush=True)
     if args.out:
         args.out.write_text(json.dumps(report, indent=2) + "\n")

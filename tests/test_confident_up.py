@@ -89,8 +89,9 @@ def test_the_view_choice_report_separates_the_choice_from_the_oracle() -> None:
     )
     report = view_choice.choice_report(probabilities, torch.tensor([1, 1, 0]))
     assert report["most_confident"] == report["answered"] == round(100 * 2 / 3, 2) and report["oracle"] == 100.0
-    answered = view_choice.choice_report(probabilities, torch.tensor([1, 1, 0]), answers=torch.tensor([1, 1, 0]))
-    assert answered["answered"] == 100.0 and answered["most_confident"] == report["most_confident"]
+    oracle = view_choice.choice_report(probabilities, torch.tensor([1, 1, 0]), chosen=torch.tensor([1, 0, 0]))
+    assert oracle["answered"] == oracle["choice_is_oracle"] == 100.0
+    assert oracle["most_confident"] == report["most_confident"]
     assert report["mean_of_views"] == round(100 * 2 / 3, 2)  # shape 0 averages to (0.65, 0.35)
     assert report["choice_is_oracle"] == round(100 * 2 / 3, 2)
     assert report["oracle_view_class_share"] == 75.0  # class 1: views 1 and 0 (1/2); class 0: view 0 (1/1)
