@@ -31,6 +31,16 @@ def _seed_torch() -> None:
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _glibc_defaults_in_the_test_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commands run in-process (CliRunner) do not keep freed memory (geocli.allocator): the test process
+    would hold its peak from then on, and the processes it starts later would count that peak as theirs
+    (a child's peak resident memory includes what it shared with its parent before exec)."""
+    import geocli.allocator
+
+    monkeypatch.setattr(geocli.allocator, "keep_freed_memory", lambda: False)
+
+
 def make_tiny_psb(
     root: Path,
     categories: tuple[str, ...] = ("Cup", "Glasses", "Plier", "Table"),
