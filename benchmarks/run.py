@@ -346,7 +346,7 @@ def table(result: dict[str, Any]) -> str:
     load = f"load average {info['load_average_before'][0]} before, {info['load_average_after'][0]} after"
     notes = [f"Measured on {where} ({load}), device {result['device']}, geocli {result['geocli']['commit']}."]
     files = result["files"]
-    workers = sorted({row.get("workers", files.get("workers")) for row in result["classifiers"]})  # older: per run
+    workers = sorted({row["workers"] for row in result["classifiers"]})
     notes += [
         f"End to end: {files['count']} generated files in {len(files['formats'])} formats, "
         f"default `--workers` ({' or '.join(map(str, workers))})."

@@ -29,7 +29,8 @@ def test_the_output_is_that_of_the_most_confident_view(modelnet_test) -> None:
         per_view = net.view_outputs(net.frontend.views(canonical), net.neighbors(points))  # (3,6,40)
         chosen = per_view.softmax(-1).amax(-1).argmax(1)
         assert torch.equal(net(points), per_view[torch.arange(3), chosen])
-        sure = net.confidence(net.neighbors(points), net.frontend.views(canonical))  # training's choice (autocast)
+        outputs = net.evaluation_outputs(net.neighbors(points), net.frontend.views(canonical))  # training's (autocast)
+        sure = view_confidence(outputs)
         assert sure.shape == (3, 6) and bool(((sure > 0) & (sure <= 1)).all()) and not net.training
 
 
@@ -60,8 +61,9 @@ def test_choosing_by_label_trains_on_the_view_the_true_class_is_likeliest_in(mod
     batch = net.prepare(points)
     labels = torch.tensor([0, 7, 21, 39])
     views = net.frontend.views(batch["canonical"])
-    chosen = net.confidence(batch["neighbors"], views, labels=labels).argmax(1)
-    assert not torch.equal(chosen, net.confidence(batch["neighbors"], views).argmax(1))  # the case tells them apart
+    chosen = view_confidence(net.evaluation_outputs(batch["neighbors"], views), labels).argmax(1)
+    by_confidence = view_confidence(net.evaluation_outputs(batch["neighbors"], views)).argmax(1)
+    assert not torch.equal(chosen, by_confidence)  # the case tells them apart
     none = torch.zeros(4, 512, 3)
     out = net.augment(batch, torch.ones(4, 1, 3), none, torch.eye(3).expand(4, 3, 3), torch.Generator(), labels)
     assert torch.equal(out["canonical"], views[torch.arange(4), chosen])
@@ -102,7 +104,7 @@ def test_the_learned_choice_trains_a_selector_on_the_labels_choice_and_answers_w
     points = torch.from_numpy(modelnet_test["points"][:4, :512])
     batch, labels = net.prepare(points), torch.tensor([0, 7, 21, 39])
     views = net.frontend.views(batch["canonical"])
-    by_label = net.confidence(batch["neighbors"], views, labels=labels).argmax(1)
+    by_label = view_confidence(net.evaluation_outputs(batch["neighbors"], views), labels).argmax(1)
     none = torch.zeros(4, 512, 3)
     out = net.augment(batch, torch.ones(4, 1, 3), none, torch.eye(3).expand(4, 3, 3), torch.Generator(), labels)
     assert torch.equal(out["canonical"], views[torch.arange(4), by_label])  # trained on the label's view

@@ -182,12 +182,6 @@ class InvariantNet(nn.Module):
             self.train(was_training)
         return outputs.cpu()
 
-    def confidence(self, neighbors: Tensor, views: Tensor, labels: Tensor | None = None) -> Tensor:
-        """(B,V): how sure the network, in evaluation mode, is of its answer on each view (B,V,N,3): the
-        largest class probability, averaged over the points for a segmenter; with ``labels`` ((B,) or
-        (B,N)), the probability of the true class instead."""
-        return view_confidence(self.evaluation_outputs(neighbors, views), labels)
-
     def auxiliary_loss(self) -> Tensor:
         """Exactly invariant families train on the task loss alone, and a front-end's own loss if it learns."""
         return self.frontend.auxiliary_loss()

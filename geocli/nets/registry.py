@@ -221,7 +221,8 @@ FAMILIES: dict[str, Family] = {
             description="ConfidentUp: TinvNN's canonical frame seen with each of its six signed axes as up, the "
             "shared static-graph edge-convolution backbone on each, and the output of the view it is most "
             "confident on (adaptive canonicalisation, Lin and Levie 2025); training takes that view too, or with "
-            "hparams choose='label' the view its true class is likeliest in. Exactly invariant to rotations, "
+            "hparams choose='label' the view its true class is likeliest in, or with choose='learned' that view "
+            "and a selector, trained to pick it, that picks at inference. Exactly invariant to rotations, "
             "reflections, translation, scale and point order. An ablation, not shipped.",
             recipes={"cpu": {"hparams": EDGE_TRUNK}},
             shipped=False,
