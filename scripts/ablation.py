@@ -32,6 +32,8 @@ VARIANTS: dict[str, tuple[str, str, dict]] = {
     "small-hindsight-up": ("confident_up", "cpu", {"hparams": {**EDGE_TRUNK, "choose": "label"}}),
     # ... and a selector trained to pick that view, which then picks it at inference.
     "small-learned-up": ("confident_up", "cpu", {"hparams": {**EDGE_TRUNK, "choose": "learned"}}),
+    # ... or no choice: the trunk's features max-pooled over the six views.
+    "small-pooled-up": ("tinvnn", "cpu", {"hparams": {**EDGE_TRUNK, "views": "pooled"}}),
 }
 
 

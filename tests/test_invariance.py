@@ -84,6 +84,18 @@ def test_a_learned_view_choice_is_invariant(task: str, modelnet_test) -> None:
     assert max_logit_change(net, points) < TOLERANCE
 
 
+@pytest.mark.parametrize("task", TASKS)
+def test_pooled_views_are_invariant(task: str, modelnet_test, monkeypatch) -> None:
+    """TinvNN's pooled views (an option, so not covered by the default networks above): six fixed views of
+    the canonical cloud and a max over them, so the output does not depend on the pose; with frames that
+    do not turn with the cloud, it does."""
+    points = torch.from_numpy(modelnet_test["points"][:2, :512])
+    net = random_network("tinvnn", task, {**EDGE_TRUNK, "views": "pooled"})
+    assert max_logit_change(net, points) < TOLERANCE
+    monkeypatch.setattr(frames, "principal_axes", fixed_axes)
+    assert max_logit_change(net, points, count=3, seed=1) > 10 * TOLERANCE
+
+
 def fixed_axes(
     points: torch.Tensor, tie_tolerance: float = 0.0, weights: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:

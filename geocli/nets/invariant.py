@@ -44,7 +44,9 @@ class Frontend(nn.Module):
 
     The views of a canonical cloud are its sign views (one row of ``signs`` each) and the network's
     output is their average; a front-end that chooses among its views instead overrides
-    :meth:`views`, :meth:`reduce` and :meth:`training_view` (:class:`geocli.nets.confident_up.ConfidentUp`).
+    :meth:`views`, :meth:`reduce` and :meth:`training_view` (:class:`geocli.nets.confident_up.ConfidentUp`),
+    one that pools the trunk's features over its views before the head overrides :meth:`pool` and
+    :meth:`training_views` (:class:`geocli.nets.pooled_up.PooledUp`).
     """
 
     signs: Tensor  # (F, 3): one row of axis signs per view
@@ -68,6 +70,16 @@ class Frontend(nn.Module):
     def reduce(self, outputs: Tensor) -> Tensor:
         """The network's output from its outputs (B,V,...) on every view: their average."""
         return outputs.mean(dim=1)
+
+    def pool(self, point_features: Tensor, global_features: Tensor) -> tuple[Tensor, Tensor]:
+        """The trunk's features on every view, (B,V,N,P) per point and (B,V,G) per cloud, as the head sees
+        them: here unchanged, one head output per view; a pooling front-end merges the views."""
+        return point_features, global_features
+
+    def training_views(self, view: Tensor) -> Tensor:
+        """(B,V,N,3): what training runs the network on, from the (augmented) training view (B,N,3): that
+        view alone, unless the front-end pools over views."""
+        return view.unsqueeze(1)
 
     def bind(self, num_classes: int) -> None:
         """Size what the front-end learns for a network of ``num_classes`` outputs (a choosing front-end's
@@ -107,10 +119,6 @@ class InvariantNet(nn.Module):
         """kNN graph of the cloud; rotation-invariant, so one graph serves all views."""
         return knn(points, self.trunk.config.k)
 
-    def backbone(self, xyz: Tensor, neighbors: Tensor) -> Tensor:
-        """Head output for canonical views (V,N,3) with their graphs (V,N,k)."""
-        return self.head(*self.trunk(xyz, neighbors))
-
     def forward(self, points: Tensor, neighbors: Tensor | None = None) -> Tensor:
         """Invariant output for raw clouds (B,N,3): (B,C) logits or (B,N,C) per-point logits."""
         if neighbors is None:
@@ -127,11 +135,14 @@ class InvariantNet(nn.Module):
         return self.frontend.reduce(self.view_outputs(self.frontend.views(canonical), neighbors))
 
     def view_outputs(self, views: Tensor, neighbors: Tensor) -> Tensor:
-        """Backbone output (B,V,...) on views (B,V,N,3) of clouds whose graphs are (B,N,k)."""
+        """Head output (B,V',...) on views (B,V,N,3) of clouds whose graphs are (B,N,k): one per view
+        (V' = V), or one for all when the front-end pools the trunk's features over views (V' = 1)."""
         b, f, n, _ = views.shape
         repeated = neighbors.unsqueeze(1).expand(b, f, *neighbors.shape[1:]).reshape(b * f, *neighbors.shape[1:])
-        out = self.backbone(views.reshape(b * f, n, 3), repeated)
-        return out.reshape(b, f, *out.shape[1:])
+        point, pooled = self.trunk(views.reshape(b * f, n, 3), repeated)
+        point, pooled = self.frontend.pool(point.reshape(b, f, *point.shape[1:]), pooled.reshape(b, f, -1))
+        out = self.head(point.flatten(0, 1), pooled.flatten(0, 1))
+        return out.reshape(b, -1, *out.shape[1:])
 
     # The training interface every family implements (see geocli.train).
 
@@ -140,10 +151,11 @@ class InvariantNet(nn.Module):
         return {"canonical": self.frontend.canonical(points).float(), "neighbors": self.neighbors(points)}
 
     def forward_prepared(self, batch: dict[str, Tensor]) -> Tensor:
-        """Training: the one (augmented) view given; evaluation: the average over every view."""
+        """Training: the (augmented) view given (or its views, for a pooling front-end); evaluation: the
+        front-end's reduction over every view."""
         neighbors = batch["neighbors"].long()
-        if self.training:
-            return self.backbone(batch["canonical"], neighbors)
+        if self.training:  # one output per cloud: its one training view, or its views pooled
+            return self.view_outputs(self.frontend.training_views(batch["canonical"]), neighbors)[:, 0]
         return self.average_views(batch["canonical"], neighbors)
 
     def augment(
@@ -187,7 +199,10 @@ class InvariantNet(nn.Module):
         return self.frontend.auxiliary_loss()
 
     def cache_key(self) -> list[Any]:
-        return [type(self.frontend).__name__, vars(self.frontend).get("group"), self.trunk.config.k]
+        # The class whose canonical() computes the cached clouds: front-ends that only change the views
+        # made of them (ConfidentUp, PooledUp) share their parent's cache.
+        computes = type(self.frontend).canonical.__qualname__.split(".")[0]
+        return [computes, vars(self.frontend).get("group"), self.trunk.config.k]
 
 
 def edge_network(

@@ -33,6 +33,19 @@ Invariance = Literal["exact", "learned", "none"]
 EDGE_TRUNK: dict[str, Any] = {"k": 16, "widths": [32, 48, 96, 192], "embedding": 384, "local": "max"}
 # DGCNN's widths, for TinvNN's long CPU run.
 WIDE_TRUNK: dict[str, Any] = {"k": 20, "widths": [64, 64, 128, 256], "embedding": 1024, "local": "max"}
+# The default classifier's long CPU run: DGCNN widths, 1,024 points, validated every epoch, frames
+# jittered as inference meets them. One cosine cycle per session of 30 epochs; the next cycle
+# continues from the shipped weights (--init).
+WIDE_RECIPE: dict[str, Any] = {
+    "hparams": WIDE_TRUNK,
+    "points": 1024,
+    "epochs": 30,
+    "lr": 1e-3,
+    "warmup_epochs": 2.0,
+    "validate_after": 0.0,
+    "frame_jitter": 10.0,
+    "tie_ratio": 0.85,
+}
 
 
 @runtime_checkable
@@ -139,22 +152,13 @@ FAMILIES: dict[str, Family] = {
             description="TinvNN (Zhang et al.): the cloud replaced by its modified-MDS coordinates "
             "(principal axes, signs fixed by odd moments, unit scale), one pass of the shared static-graph "
             "edge-convolution backbone; exactly invariant to rotations, reflections, translation, scale and "
-            "point order.",
+            "point order. With hparams views='pooled' the backbone's trunk runs on six views of the MDS "
+            "coordinates (each signed axis as up) and its features are max-pooled over them before the head.",
             recipes={
                 "cpu": {"hparams": EDGE_TRUNK},
-                # The default classifier's long CPU run: DGCNN widths, 1,024 points, validated every
-                # epoch, frames jittered as inference meets them. One cosine cycle per session of
-                # 30 epochs; the next cycle continues from the shipped weights (--init).
-                "wide": {
-                    "hparams": WIDE_TRUNK,
-                    "points": 1024,
-                    "epochs": 30,
-                    "lr": 1e-3,
-                    "warmup_epochs": 2.0,
-                    "validate_after": 0.0,
-                    "frame_jitter": 10.0,
-                    "tie_ratio": 0.85,
-                },
+                "wide": WIDE_RECIPE,
+                # The wide run behind view pooling (geocli.nets.pooled_up): six trunk passes a shape.
+                "wide-pooled": {**WIDE_RECIPE, "hparams": {**WIDE_TRUNK, "views": "pooled"}},
             },
         ),
         Family(

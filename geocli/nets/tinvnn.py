@@ -53,6 +53,16 @@ def mds_coordinates(points: Tensor) -> Tensor:
     return sign_rule(classical_mds(centre_and_scale(points)))
 
 
+VIEWS = ("canonical", "pooled")  # the hparam "views": the one canonical view, or six pooled (PooledUp)
+
+
 def build(hparams: dict[str, Any], num_classes: int, task: str) -> Network:
-    """The registry's builder: the shared edge network behind this front-end (which takes no options)."""
-    return edge_network(TinvNN, hparams, num_classes, task)
+    """The registry's builder: the shared edge network behind this front-end, on its one canonical view
+    or, with ``views="pooled"``, on six views whose trunk features are pooled
+    (:class:`geocli.nets.pooled_up.PooledUp`)."""
+    from geocli.nets.pooled_up import PooledUp  # it subclasses TinvNN: imported here, not at the top
+
+    views = hparams.pop("views", "canonical")
+    if views not in VIEWS:
+        raise ValueError(f"views must be one of {', '.join(VIEWS)}, not {views!r}")
+    return edge_network(PooledUp if views == "pooled" else TinvNN, hparams, num_classes, task)
