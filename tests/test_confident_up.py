@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from geocli.nets.confident_up import ConfidentUp, up_views
+from geocli.nets.confident_up import ConfidentUp
 from geocli.nets.invariant import view_confidence
 from geocli.nets.registry import EDGE_TRUNK, create_model
+from geocli.nets.up_views import up_views
 
 
 def test_the_views_are_the_six_proper_frames_with_each_signed_axis_up() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from geocli.nets.confident_up import up_views
 from geocli.nets.pooled_up import PooledUp
 from geocli.nets.registry import EDGE_TRUNK, create_model
+from geocli.nets.up_views import up_views
 
 POOLED = {**EDGE_TRUNK, "views": "pooled"}  # TinvNN's option
 

@@ -34,33 +34,17 @@ from torch import Tensor, nn
 
 from geocli.nets.invariant import ViewOutputs, edge_network, view_confidence
 from geocli.nets.registry import Network
-from geocli.nets.tinvnn import TinvNN
+from geocli.nets.up_views import UpViews
 
 CHOICES = ("confidence", "label", "learned")
 SELECTOR_WIDTH = 64  # hidden units of the learned choice's scorer
 
 
-def up_views() -> Tensor:
-    """(6,3,3) proper signed permutations, row-vector convention (a view is ``c @ P.T``): view
-    ``2k`` has canonical axis ``k`` as its third coordinate, view ``2k + 1`` that axis negated."""
-    matrices = []
-    for axis in range(3):
-        first, second = [a for a in range(3) if a != axis]
-        for sign in (1.0, -1.0):
-            matrix = torch.zeros(3, 3)
-            matrix[0, first], matrix[1, second], matrix[2, axis] = 1.0, 1.0, sign
-            if torch.linalg.det(matrix) < 0:  # an odd permutation, or a negated up: the second axis turns round
-                matrix[1, second] = -1.0
-            matrices.append(matrix)
-    return torch.stack(matrices)
-
-
-class ConfidentUp(TinvNN):
+class ConfidentUp(UpViews):
     """Six views of TinvNN's canonical cloud, one per signed axis as up; the output is the one of the view
     the network is most confident on (largest class probability, averaged over points for a segmenter),
     or, with ``choose="learned"``, the one its selector picks."""
 
-    matrices: Tensor  # (6,3,3): the views, row-vector convention
     selector: nn.Module | None
 
     def __init__(self, choose: str = "confidence") -> None:
@@ -75,7 +59,6 @@ class ConfidentUp(TinvNN):
         self.choose = choose
         self.selector = None
         self._selector_loss = torch.zeros(())
-        self.register_buffer("matrices", up_views(), persistent=False)
 
     def bind(self, num_classes: int) -> None:
         if self.choose == "learned":  # a view's score from its class log-probabilities
@@ -89,13 +72,6 @@ class ConfidentUp(TinvNN):
         features = outputs.to(device).float().log_softmax(dim=-1)
         features = features if features.ndim == 3 else features.mean(dim=2)  # a segmenter's: over the points
         return self.selector(features).squeeze(-1)
-
-    @property
-    def num_views(self) -> int:
-        return self.matrices.shape[0]
-
-    def views(self, canonical: Tensor) -> Tensor:
-        return torch.einsum("bnj,vij->bvni", canonical, self.matrices.to(canonical.dtype))
 
     def reduce(self, outputs: Tensor) -> Tensor:
         scores = self.selector_scores(outputs) if self.selector is not None else view_confidence(outputs)

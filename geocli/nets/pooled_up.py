@@ -14,7 +14,7 @@ over the views,
 
 so a feature that fires when a class is seen upright fires whichever of the six views shows it
 upright, and training needs no choice, only gradients through the max. The views are those of
-:func:`geocli.nets.confident_up.up_views` (each signed canonical axis as up); each is a fixed
+:func:`geocli.nets.up_views.up_views` (each signed canonical axis as up); each is a fixed
 function of the invariant canonical cloud ``c`` (B,N,3) and the max is symmetric, so the model
 stays exactly invariant. It costs six trunk passes a cloud, in training as at inference. A
 segmenter pools its per-point features too (the views keep the points' order).
@@ -27,25 +27,11 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from geocli.nets.confident_up import up_views
-from geocli.nets.tinvnn import TinvNN
+from geocli.nets.up_views import UpViews
 
 
-class PooledUp(TinvNN):
+class PooledUp(UpViews):
     """Six views of TinvNN's canonical cloud, one per signed axis as up; the trunk's features max-pooled over them."""
-
-    matrices: Tensor  # (6,3,3): the views, row-vector convention
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.register_buffer("matrices", up_views(), persistent=False)
-
-    @property
-    def num_views(self) -> int:
-        return self.matrices.shape[0]
-
-    def views(self, canonical: Tensor) -> Tensor:
-        return canonical.unsqueeze(1) @ self.matrices.to(canonical.dtype).transpose(1, 2)
 
     def training_views(self, view: Tensor) -> Tensor:
         return self.views(view)
