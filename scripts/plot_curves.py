@@ -4,8 +4,10 @@ Usage: python scripts/plot_curves.py [--run NAME=RUN_FOLDER ...] [--out docs/lea
 Uses matplotlib, which geocli depends on (for `segment --preview`). The curves come from the cards' training
 history (validation accuracy for classifiers, category mIoU for segmenters, per epoch of
 the run that produced the checkpoint; epochs before validation started are absent).
-``--run`` adds a training run in progress, read from its ``log.jsonl``, so that a long run
-can be followed before it is exported.
+``--run`` adds a training run that was not exported, read from its ``log.jsonl``: the run folder, or
+a copy of the log kept under ``reports/runs/`` (a run folder lives on the machine that trained it and
+is lost with it; its log is a few kilobytes and is committed at the session's end, so its curve can
+still be drawn on any machine).
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ def curve(history: list[dict]) -> dict[str, list]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", action="append", default=[], help="NAME=RUN_FOLDER of a run in progress (classifier)")
+    parser.add_argument(
+        "--run", action="append", default=[], help="NAME=PATH: a classifier's run folder or its log.jsonl"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "learning_curves.png")
     args = parser.parse_args()
     curves: dict[str, tuple[str, dict]] = {}
@@ -49,8 +53,9 @@ def main() -> None:
         }
         (REPO / "reports" / f"{card['name']}-curve.json").write_text(json.dumps(report, indent=1) + "\n")
     for spec in args.run:
-        name, folder = spec.split("=", 1)
-        log = [json.loads(line) for line in (Path(folder) / "log.jsonl").read_text().splitlines()]
+        name, path = spec.split("=", 1)
+        log_file = Path(path) / "log.jsonl" if Path(path).is_dir() else Path(path)
+        log = [json.loads(line) for line in log_file.read_text().splitlines()]
         curves[f"{name} (run)"] = ("classify", curve(log))
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for axis, task, label in zip(axes, ("classify", "segment"), ("validation accuracy", "validation category mIoU")):
