@@ -1,6 +1,6 @@
 """Learning curves of every shipped model: reports/<name>-curve.json and docs/learning_curves.png.
 
-Usage: python scripts/plot_curves.py [--run NAME=RUN_FOLDER ...] [--out docs/learning_curves.png]
+Usage: python scripts/plot_curves.py [--run NAME=RUN_FOLDER_OR_LOG ...] [--out docs/learning_curves.png]
 Uses matplotlib, which geocli depends on (for `segment --preview`). The curves come from the cards' training
 history (validation accuracy for classifiers, category mIoU for segmenters, per epoch of
 the run that produced the checkpoint; epochs before validation started are absent).
